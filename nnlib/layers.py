@@ -1,0 +1,388 @@
+"""Layers: thin classes that hold parameters and call the kernels.
+
+Every layer has ``forward(x)`` and ``backward(dout)``; ``backward`` stores the
+gradients of the layer's parameters in ``param.grad`` and returns the
+gradient with respect to the layer's input. Shapes follow PyTorch: images
+are (N, C, H, W), ``Conv2d.weight`` is (out_channels, in_channels, kH, kW),
+``Linear.weight`` is (out_features, in_features).
+
+4-D activations are *channels-last in memory*: an (N, C, H, W) array whose
+bytes are laid out as (N, H, W, C), exactly PyTorch's ``channels_last``
+memory format. The kernels work on that layout without copying, and the
+shape a reader sees is still (N, C, H, W).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import init as initializers
+from . import kernels
+
+
+class ShapeError(ValueError):
+    """An input whose shape does not fit the layer it is given to."""
+
+
+class Parameter:
+    """A trainable array and the gradient of the loss with respect to it."""
+
+    def __init__(self, data):
+        self.data = data
+        self.grad = np.zeros_like(data)
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    def __repr__(self):
+        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+
+
+class Module:
+    """Base class: parameters, buffers, and the training/evaluation switch."""
+
+    training = True
+
+    def forward(self, x):
+        raise NotImplementedError
+
+    def backward(self, dout):
+        raise NotImplementedError
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    # -- parameters and buffers -------------------------------------------
+    def _children(self):
+        return []
+
+    def named_parameters(self, prefix=""):
+        out = [(prefix + k, v) for k, v in vars(self).items()
+               if isinstance(v, Parameter)]
+        for name, child in self._children():
+            out += child.named_parameters(f"{prefix}{name}.")
+        return out
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+    _buffer_names: tuple = ()
+
+    def named_buffers(self, prefix=""):
+        out = [(prefix + k, getattr(self, k)) for k in self._buffer_names]
+        for name, child in self._children():
+            out += child.named_buffers(f"{prefix}{name}.")
+        return out
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad[...] = 0
+
+    def num_parameters(self):
+        return sum(p.data.size for p in self.parameters())
+
+    def train(self, mode=True):
+        self.training = mode
+        for _, child in self._children():
+            child.train(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def state_dict(self):
+        """Parameters and buffers by name, as copies (no pickle needed)."""
+        d = {k: p.data.copy() for k, p in self.named_parameters()}
+        d.update({k: b.copy() for k, b in self.named_buffers()})
+        return d
+
+    def load_state_dict(self, state):
+        """Copy arrays into this model; a missing name or shape is an error."""
+        own = dict(self.named_parameters())
+        bufs = dict(self.named_buffers())
+        expected = set(own) | set(bufs)
+        missing, unexpected = expected - set(state), set(state) - expected
+        if missing or unexpected:
+            raise KeyError(
+                f"state does not match {type(self).__name__}: missing "
+                f"{sorted(missing)}, unexpected {sorted(unexpected)}")
+        for name, value in state.items():
+            target = own[name].data if name in own else bufs[name]
+            if target.shape != np.shape(value):
+                raise ShapeError(
+                    f"{name}: the model has shape {target.shape}, the saved "
+                    f"array has shape {np.shape(value)}; was it saved from a "
+                    "model of another architecture?")
+            target[...] = value
+        return self
+
+    def extra_repr(self):
+        return ""
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+    def _check(self, x, ndim, axis=None, size=None, what=""):
+        """Raise a ShapeError that names this layer, if ``x`` does not fit."""
+        ok = x.ndim == ndim and (axis is None or x.shape[axis] == size)
+        if not ok:
+            raise ShapeError(f"{self!r}: expected input of shape {what}, "
+                             f"got {tuple(x.shape)}")
+
+
+def _rng(rng):
+    return rng if isinstance(rng, np.random.Generator) \
+        else np.random.default_rng(rng)
+
+
+# ---------------------------------------------------------------------------
+# Fully connected
+# ---------------------------------------------------------------------------
+class Linear(Module):
+    """y = x W^T + b, with x (N, in_features) and W (out_features, in_features)."""
+
+    def __init__(self, in_features, out_features, bias=True, *, init="he",
+                 rng=None, dtype=np.float32):
+        self.in_features, self.out_features = in_features, out_features
+        w = initializers.get(init)((out_features, in_features), _rng(rng),
+                                   dtype=dtype)
+        self.weight = Parameter(w)
+        self.bias = Parameter(np.zeros(out_features, dtype)) if bias else None
+
+    def extra_repr(self):
+        return f"{self.in_features}, {self.out_features}"
+
+    def forward(self, x):
+        self._check(x, 2, 1, self.in_features, f"(N, {self.in_features})")
+        self.x = x
+        out = x @ self.weight.data.T
+        if self.bias is not None:
+            out += self.bias.data
+        return out
+
+    def backward(self, dout, input_grad=True):
+        self.weight.grad[...] = dout.T @ self.x
+        if self.bias is not None:
+            # a sum over the batch: one number per output unit
+            self.bias.grad[...] = dout.sum(axis=0)
+        return dout @ self.weight.data if input_grad else None
+
+
+# ---------------------------------------------------------------------------
+# Convolution and pooling
+# ---------------------------------------------------------------------------
+class Conv2d(Module):
+    """2-D convolution (cross-correlation, as in PyTorch), computed by im2col."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1,
+                 padding=0, bias=True, *, init="he", rng=None,
+                 dtype=np.float32):
+        k = kernel_size
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = k, stride, padding
+        w = initializers.get(init)((out_channels, in_channels, k, k),
+                                   _rng(rng), dtype=dtype)
+        self.weight = Parameter(w)
+        self.bias = Parameter(np.zeros(out_channels, dtype)) if bias else None
+
+    def extra_repr(self):
+        s = f"{self.in_channels}, {self.out_channels}, " \
+            f"kernel_size={self.kernel_size}"
+        if self.stride != 1:
+            s += f", stride={self.stride}"
+        if self.padding:
+            s += f", padding={self.padding}"
+        return s
+
+    def forward(self, x):
+        self._check(x, 4, 1, self.in_channels,
+                    f"(N, {self.in_channels}, H, W)")
+        b = None if self.bias is None else self.bias.data
+        out, self.cache = kernels.conv2d_forward(
+            x, self.weight.data, b, self.stride, self.padding)
+        return out
+
+    def backward(self, dout, input_grad=True):
+        dx, dw, db = kernels.conv2d_backward(dout, self.cache, input_grad)
+        self.weight.grad[...] = dw
+        if self.bias is not None:
+            self.bias.grad[...] = db
+        return dx
+
+
+class MaxPool2d(Module):
+    def __init__(self, kernel_size, stride=None):
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}"
+
+    def forward(self, x):
+        self._check(x, 4, what="(N, C, H, W)")
+        out, self.cache = kernels.maxpool2d_forward(
+            x, self.kernel_size, self.stride)
+        return out
+
+    def backward(self, dout):
+        return kernels.maxpool2d_backward(dout, self.cache)
+
+
+# ---------------------------------------------------------------------------
+# Batch normalisation
+# ---------------------------------------------------------------------------
+class _BatchNorm(Module):
+    """Normalise each feature over the batch, then scale and shift.
+
+    Running statistics follow PyTorch's convention:
+    ``running = (1 - momentum) * running + momentum * batch``, with the
+    unbiased batch variance. In evaluation mode they replace the batch
+    statistics.
+    """
+    _buffer_names = ("running_mean", "running_var")
+    _ndim = 2
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, *,
+                 dtype=np.float32):
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.weight = Parameter(np.ones(num_features, dtype))
+        self.bias = Parameter(np.zeros(num_features, dtype))
+        self.running_mean = np.zeros(num_features, dtype)
+        self.running_var = np.ones(num_features, dtype)
+
+    def extra_repr(self):
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+    def forward(self, x):
+        shape = "(N, C)" if self._ndim == 2 else "(N, C, H, W)"
+        self._check(x, self._ndim, 1, self.num_features,
+                    shape.replace("C", str(self.num_features)))
+        out, self.cache = kernels.batchnorm_forward(
+            x, self.weight.data, self.bias.data, self.running_mean,
+            self.running_var, self.momentum, self.eps, self.training)
+        return out
+
+    def backward(self, dout):
+        dx, dgamma, dbeta = kernels.batchnorm_backward(dout, self.cache)
+        self.weight.grad[...] = dgamma
+        self.bias.grad[...] = dbeta
+        return dx
+
+
+class BatchNorm1d(_BatchNorm):
+    _ndim = 2
+
+
+class BatchNorm2d(_BatchNorm):
+    _ndim = 4
+
+
+# ---------------------------------------------------------------------------
+# Activations and shape plumbing
+# ---------------------------------------------------------------------------
+class ReLU(Module):
+    def forward(self, x):
+        self.mask = x > 0
+        return x * self.mask
+
+    def backward(self, dout):
+        return dout * self.mask
+
+
+class Tanh(Module):
+    def forward(self, x):
+        self.out = np.tanh(x)
+        return self.out
+
+    def backward(self, dout):
+        return dout * (1 - self.out ** 2)
+
+
+class Sigmoid(Module):
+    def forward(self, x):
+        # split by sign so that exp never overflows
+        e = np.exp(-np.abs(x))
+        self.out = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype)
+        return self.out
+
+    def backward(self, dout):
+        return dout * self.out * (1 - self.out)
+
+
+class Flatten(Module):
+    """(N, C, H, W) -> (N, C*H*W), in PyTorch's (C, H, W) order."""
+
+    def forward(self, x):
+        self.shape = x.shape
+        return x.reshape(len(x), -1)
+
+    def backward(self, dout):
+        return dout.reshape(self.shape)
+
+
+class Dropout(Module):
+    """Inverted dropout: zero each unit with probability p while training."""
+
+    def __init__(self, p=0.5, *, rng=None):
+        if not 0 <= p < 1:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        self.p, self.rng = p, _rng(rng)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            self.mask = None
+            return x
+        keep = 1 - self.p
+        self.mask = (self.rng.random(x.shape) < keep).astype(x.dtype) / keep
+        return x * self.mask
+
+    def backward(self, dout):
+        return dout if self.mask is None else dout * self.mask
+
+
+# ---------------------------------------------------------------------------
+# Containers
+# ---------------------------------------------------------------------------
+class Sequential(Module):
+    """Layers applied in order; backward runs them in reverse."""
+
+    def __init__(self, *layers):
+        self.layers = list(layers)
+
+    def _children(self):
+        return [(str(i), layer) for i, layer in enumerate(self.layers)]
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, dout, input_grad=True):
+        """Backpropagate ``dout`` through every layer, last to first.
+
+        ``input_grad=False`` skips the gradient with respect to the model's
+        input (the images), which training never uses: for the first
+        Linear or Conv2d layer that saves a whole matrix product.
+        """
+        first, *rest = self.layers
+        for layer in reversed(rest):
+            dout = layer.backward(dout)
+        if input_grad or not isinstance(first, (Linear, Conv2d)):
+            return first.backward(dout)
+        return first.backward(dout, input_grad=False)
+
+    def __repr__(self):
+        lines = [f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers)]
+        return "Sequential(\n" + "\n".join(lines) + "\n)"
