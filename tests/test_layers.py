@@ -1,0 +1,181 @@
+"""Every layer's backward pass against centred differences (float64), and
+the behaviour around it: modes, running statistics, shapes, state."""
+import numpy as np
+import pytest
+
+from nnlib import layers as L
+from nnlib.gradcheck import assert_gradients_close, check_layer, check_model
+from nnlib.losses import CrossEntropyLoss
+
+F64 = dict(dtype=np.float64)
+
+
+def rng():
+    return np.random.default_rng(0)
+
+
+def x_of(*shape):
+    return np.random.default_rng(1).standard_normal(shape)
+
+
+LAYERS = {
+    "linear": (lambda: L.Linear(5, 3, rng=rng(), **F64), (4, 5)),
+    "linear_nobias": (lambda: L.Linear(5, 3, bias=False, rng=rng(), **F64),
+                      (4, 5)),
+    "conv": (lambda: L.Conv2d(2, 3, 3, rng=rng(), **F64), (2, 2, 6, 6)),
+    "conv_one_channel": (lambda: L.Conv2d(1, 4, 5, rng=rng(), **F64),
+                         (2, 1, 8, 8)),
+    "conv_stride_pad": (lambda: L.Conv2d(3, 2, 3, stride=2, padding=1,
+                                         rng=rng(), **F64), (2, 3, 7, 7)),
+    "conv_many_channels": (lambda: L.Conv2d(8, 2, 2, rng=rng(), **F64),
+                           (2, 8, 4, 4)),
+    "maxpool": (lambda: L.MaxPool2d(2), (2, 3, 6, 6)),
+    "maxpool_overlap": (lambda: L.MaxPool2d(3, stride=2), (2, 2, 7, 7)),
+    "batchnorm1d": (lambda: L.BatchNorm1d(4, **F64), (6, 4)),
+    "batchnorm2d": (lambda: L.BatchNorm2d(3, **F64), (4, 3, 4, 4)),
+    "relu": (lambda: L.ReLU(), (3, 7)),
+    "tanh": (lambda: L.Tanh(), (3, 7)),
+    "sigmoid": (lambda: L.Sigmoid(), (3, 7)),
+    "flatten": (lambda: L.Flatten(), (2, 3, 2, 2)),
+}
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_layer_gradients(name):
+    make, shape = LAYERS[name]
+    layer = make()
+    if isinstance(layer, L._BatchNorm):
+        # non-trivial scale and shift, so that their gradients matter
+        layer.weight.data[:] = np.linspace(0.5, 2.0, layer.num_features)
+        layer.bias.data[:] = np.linspace(-1.0, 1.0, layer.num_features)
+    errors = check_layer(layer, x_of(*shape), rng=rng(), verbose=False)
+    assert set(errors) == {"dx"} | {n for n, _ in layer.named_parameters()}
+    assert_gradients_close(errors, tol=1e-6)
+
+
+def test_dropout_backward_uses_the_forward_mask():
+    layer = L.Dropout(0.5, rng=rng())
+    x = np.ones((50, 20))
+    out = layer.forward(x)
+    kept = out != 0
+    assert 0.4 < kept.mean() < 0.6                  # about half kept
+    np.testing.assert_allclose(out[kept], 2.0)       # inverted scaling
+    dout = x_of(50, 20)
+    np.testing.assert_allclose(layer.backward(dout), dout * kept * 2.0)
+    layer.eval()
+    assert layer.forward(x) is x
+
+
+def small_cnn(bias):
+    return L.Sequential(
+        L.Conv2d(1, 2, 3, bias=bias, rng=rng(), **F64), L.BatchNorm2d(2, **F64),
+        L.ReLU(), L.MaxPool2d(2), L.Flatten(),
+        L.Linear(2 * 3 * 3, 3, rng=rng(), **F64))
+
+
+def test_a_whole_cnn_with_its_loss():
+    # no bias before BatchNorm: its gradient is exactly zero (see below),
+    # and a relative error of two zeros means nothing
+    model = small_cnn(bias=False)
+    X = x_of(4, 1, 8, 8)
+    y = np.array([0, 2, 1, 2])
+    errors = check_model(model, CrossEntropyLoss(), X, y, verbose=False)
+    assert len(errors) == 5
+    assert_gradients_close(errors, tol=1e-6)
+
+
+def test_a_bias_before_batchnorm_gets_no_gradient():
+    # BatchNorm subtracts the channel mean, so a constant added before it
+    # cannot change the loss
+    model = small_cnn(bias=True)
+    loss = CrossEntropyLoss()
+    loss(model.forward(x_of(4, 1, 8, 8)), np.array([0, 2, 1, 2]))
+    model.backward(loss.backward())
+    assert np.abs(model[0].bias.grad).max() < 1e-12
+    assert np.abs(model[0].weight.grad).max() > 1e-3
+
+
+def test_sequential_can_skip_the_input_gradient():
+    model = L.Sequential(L.Linear(4, 3, rng=rng(), **F64), L.ReLU(),
+                         L.Linear(3, 2, rng=rng(), **F64))
+    x, dout = x_of(5, 4), x_of(5, 2)
+    model.forward(x)
+    assert model.backward(dout).shape == x.shape
+    grads = [p.grad.copy() for p in model.parameters()]
+    model.forward(x)
+    assert model.backward(dout, input_grad=False) is None
+    for before, p in zip(grads, model.parameters()):
+        np.testing.assert_array_equal(before, p.grad)
+
+
+def test_parameter_shapes_follow_pytorch():
+    conv = L.Conv2d(3, 8, 5, rng=rng())
+    lin = L.Linear(784, 10, rng=rng())
+    assert conv.weight.shape == (8, 3, 5, 5) and conv.bias.shape == (8,)
+    assert lin.weight.shape == (10, 784)
+    assert conv.weight.data.dtype == np.float32         # the default
+    out = conv(np.zeros((2, 3, 28, 28), np.float32))
+    assert out.shape == (2, 8, 24, 24) and out.dtype == np.float32
+
+
+@pytest.mark.parametrize("layer,x,message", [
+    (L.Linear(784, 10, rng=rng()), np.zeros((2, 28, 28)),
+     r"Linear\(784, 10\): expected input of shape \(N, 784\), "
+     r"got \(2, 28, 28\)"),
+    (L.Conv2d(1, 16, 5, rng=rng()), np.zeros((2, 3, 28, 28)),
+     r"Conv2d\(1, 16, kernel_size=5\): expected input of shape "
+     r"\(N, 1, H, W\), got \(2, 3, 28, 28\)"),
+    (L.BatchNorm2d(16), np.zeros((2, 16)),
+     r"BatchNorm2d\(16.*\): expected input of shape \(N, 16, H, W\), "
+     r"got \(2, 16\)"),
+])
+def test_shape_errors_name_the_layer_and_both_shapes(layer, x, message):
+    with pytest.raises(L.ShapeError, match=message):
+        layer.forward(x)
+
+
+def test_batchnorm_modes_and_running_statistics():
+    bn = L.BatchNorm2d(3, momentum=0.1, **F64)
+    x = x_of(8, 3, 4, 4) * 2 + 5
+    out = bn.forward(x)
+    # training: each channel of the output has mean 0 and variance 1
+    np.testing.assert_allclose(out.mean(axis=(0, 2, 3)), 0, atol=1e-12)
+    np.testing.assert_allclose(out.var(axis=(0, 2, 3)), 1, atol=1e-4)
+    batch_mean = x.mean(axis=(0, 2, 3))
+    batch_var = x.var(axis=(0, 2, 3), ddof=1)
+    np.testing.assert_allclose(bn.running_mean, 0.1 * batch_mean)
+    np.testing.assert_allclose(bn.running_var, 0.9 + 0.1 * batch_var)
+    # evaluation: the running statistics are used and left alone
+    bn.eval()
+    before = bn.running_mean.copy()
+    out = bn.forward(x)
+    expected = (x - bn.running_mean.reshape(1, 3, 1, 1)) / np.sqrt(
+        bn.running_var.reshape(1, 3, 1, 1) + bn.eps)
+    np.testing.assert_allclose(out, expected)
+    np.testing.assert_array_equal(bn.running_mean, before)
+
+
+def test_train_and_eval_reach_every_layer():
+    model = L.Sequential(L.Linear(2, 2, rng=rng()), L.BatchNorm1d(2),
+                         L.Dropout(0.1, rng=rng()))
+    model.eval()
+    assert not any(layer.training for layer in model)
+    model.train()
+    assert all(layer.training for layer in model)
+
+
+def test_state_dict_round_trip_and_mismatch():
+    def make(width):
+        return L.Sequential(L.Linear(4, width, rng=np.random.default_rng(width)),
+                            L.BatchNorm1d(width))
+    a, b = make(3), make(3)
+    a[1].running_mean[:] = 7
+    b.load_state_dict(a.state_dict())
+    for (name, x), (_, y) in zip(a.state_dict().items(),
+                                 b.state_dict().items()):
+        np.testing.assert_array_equal(x, y, err_msg=name)
+    assert set(a.state_dict()) == {"0.weight", "0.bias", "1.weight",
+                                   "1.bias", "1.running_mean",
+                                   "1.running_var"}
+    with pytest.raises(L.ShapeError, match="0.weight"):
+        make(5).load_state_dict(a.state_dict())
