@@ -106,14 +106,16 @@ class Module:
             raise KeyError(
                 f"state does not match {type(self).__name__}: missing "
                 f"{sorted(missing)}, unexpected {sorted(unexpected)}")
-        for name, value in state.items():
-            target = own[name].data if name in own else bufs[name]
-            if target.shape != np.shape(value):
+        targets = {name: own[name].data if name in own else bufs[name]
+                   for name in state}
+        for name, target in targets.items():   # check all before copying any
+            if target.shape != np.shape(state[name]):
                 raise ShapeError(
                     f"{name}: the model has shape {target.shape}, the saved "
-                    f"array has shape {np.shape(value)}; was it saved from a "
-                    "model of another architecture?")
-            target[...] = value
+                    f"array has shape {np.shape(state[name])}; was it saved "
+                    "from a model of another architecture?")
+        for name, target in targets.items():
+            target[...] = state[name]
         return self
 
     def extra_repr(self):
