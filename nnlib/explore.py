@@ -1,0 +1,393 @@
+"""Widgets for exploring the data and the ideas of the chapters (ipywidgets).
+
+- ``browse_digits(X, y)``: pick a digit and an example, see its pixels.
+- ``init_scale_explorer(X, rng=...)``: how the initial weight scale and the
+  activation decide whether a deep network's signal explodes or dies.
+- ``hyperparameter_picker(train_fn)``: learning rate, initialisation and
+  batch size, and a button that trains.
+
+Each returns a widget (a ``VBox`` whose controls are attributes, such as
+``.digit`` or ``.gain``); leave it on the last line of a cell to show it.
+
+In a running notebook the controls redraw the picture. In the static book
+the page shows each widget as it was when the notebook ran, and moving a
+control changes nothing: callbacks need a live kernel. So every widget is
+built to read well in its first state, and a chapter shows the numbers
+that matter beside it. Pictures are PNG bytes in ``widgets.Image``, drawn
+with Matplotlib's Agg renderer: no ipympl, no JavaScript of our own.
+"""
+from __future__ import annotations
+
+import io
+import traceback
+
+import ipywidgets as widgets
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.image import imsave
+
+from . import plots
+
+__all__ = ["browse_digits", "init_scale_explorer", "hyperparameter_picker",
+           "DigitBrowser", "InitScaleExplorer", "HyperparameterPicker"]
+
+
+# ---------------------------------------------------------------------------
+# Browse the digits
+# ---------------------------------------------------------------------------
+def _png_of_array(a, vmin, vmax, scale=6):
+    """A grey image as PNG bytes, each pixel a crisp ``scale`` x ``scale``
+    block (a browser would blur a small image it enlarges)."""
+    big = np.kron(a, np.ones((scale, scale)))
+    buf = io.BytesIO()
+    imsave(buf, big, cmap="gray_r", vmin=vmin, vmax=vmax, format="png")
+    return buf.getvalue()
+
+
+def _pixel_table(a, vmin, vmax):
+    """An HTML table of the pixel values, each cell shaded like its pixel."""
+    if np.issubdtype(a.dtype, np.integer):
+        texts = a.astype(str)
+    else:
+        texts = np.char.mod("%.1f", a)
+    width = 5 * max(len(t) for t in texts.ravel()) + 4   # px, for 8px digits
+    ink = (a - vmin) / (vmax - vmin)                     # 0 paper, 1 ink
+    grey = np.round(255 * (1 - ink)).astype(int)
+
+    def cell(r, c):
+        color = ("white" if ink[r, c] > 0.4 else
+                 "#c8c8c8" if ink[r, c] == 0 else "black")
+        g = grey[r, c]
+        return (f'<td style="background:rgb({g},{g},{g});color:{color}">'
+                f"{texts[r, c]}</td>")
+
+    rows = "".join("<tr>" + "".join(cell(r, c) for c in range(a.shape[1]))
+                   + "</tr>" for r in range(a.shape[0]))
+    css = (f"<style>.nnlib-px{width}{{border-collapse:collapse;"
+           "font:8px/1 monospace;text-align:center}"
+           f".nnlib-px{width} td{{width:{width}px;min-width:{width}px;"
+           "height:12px;padding:0;border:0}</style>")
+    return f'{css}<table class="nnlib-px{width}">{rows}</table>'
+
+
+class DigitBrowser(widgets.VBox):
+    """Pick a digit (``.digit``) and an example of it (``.index``); see the
+    image (``.image``) and its pixel values (``.table``)."""
+
+    def __init__(self, X, y, digit=None, index=0):
+        super().__init__()
+        self.images = plots.as_images(X)
+        self.labels = np.asarray(y)
+        if self.labels.shape != (len(self.images),):
+            raise ValueError(f"y must hold one label per image: got shape "
+                             f"{self.labels.shape} for {len(self.images)} "
+                             "images")
+        self.vmin, self.vmax = (float(v) for v in
+                                plots._intensity_range(self.images))
+        classes = [int(c) for c in np.unique(self.labels)]
+        digit = classes[0] if digit is None else digit
+        if digit not in classes:
+            raise ValueError(f"digit {digit} is not among the labels "
+                             f"{classes}")
+        self.digit = widgets.ToggleButtons(
+            options=classes, value=digit, description="digit",
+            style={"button_width": "32px"})
+        self.index = widgets.IntSlider(
+            value=index, min=0, max=self._count(digit) - 1,
+            description="example", continuous_update=False)
+        self.caption = widgets.HTML()
+        self.image = widgets.Image(format="png",
+                                   layout={"margin": "0 16px 0 0"})
+        self.table = widgets.HTML()
+        self.digit.observe(self._on_digit, names="value")
+        self.index.observe(self._redraw, names="value")
+        self.children = [self.digit, self.index, self.caption,
+                         widgets.HBox([self.image, self.table],
+                                      layout={"align_items": "flex-start",
+                                              "flex_flow": "row wrap"})]
+        self._redraw()
+
+    def __repr__(self):
+        return (f"DigitBrowser(digit {self.digit.value}, example "
+                f"{self.index.value + 1} of {self._count(self.digit.value)})")
+
+    def _count(self, digit):
+        return int(np.sum(self.labels == digit))
+
+    def _on_digit(self, change):
+        self.index.value = 0
+        self.index.max = self._count(change["new"]) - 1
+        self._redraw()
+
+    def _redraw(self, change=None):
+        d, i = self.digit.value, self.index.value
+        where = int(np.flatnonzero(self.labels == d)[i])
+        a = self.images[where]
+        self.caption.value = (f"<b>digit {d}</b>: example {i + 1:,} of "
+                              f"{self._count(d):,}, X[{where}]")
+        self.image.value = _png_of_array(a, self.vmin, self.vmax)
+        self.table.value = _pixel_table(a, self.vmin, self.vmax)
+
+
+def browse_digits(X, y, digit=None, index=0):
+    """A widget to look at any digit of ``X`` and the numbers it is made of."""
+    return DigitBrowser(X, y, digit, index)
+
+
+# ---------------------------------------------------------------------------
+# Initialisation scale in a deep MLP
+# ---------------------------------------------------------------------------
+_ACTIVATIONS = {"relu": lambda z: np.maximum(z, 0), "tanh": np.tanh}
+_REFERENCE_GAINS = {"gain 1 (LeCun, ~Xavier)": 1.0,
+                    "gain √2 (He)": np.sqrt(2.0)}
+
+
+class InitScaleExplorer(widgets.VBox):
+    """A ``depth``-layer MLP whose weights are N(0, gain² / fan_in).
+
+    Move ``.gain`` or change ``.activation`` and see the spread of the
+    activations layer by layer (``.image``, and ``.stds``).
+    """
+
+    def __init__(self, X, *, rng, depth=10, width=256, gain=1.0,
+                 activation="relu", max_inputs=500):
+        super().__init__()
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError("pass rng=np.random.default_rng(seed)")
+        x = np.asarray(X, dtype=np.float64)[:max_inputs]
+        x = x.reshape(len(x), -1)
+        # standardised inputs: std 1 goes in, so any other std is the net's
+        self.x = (x - x.mean()) / (x.std() or 1.0)
+        self.width = width
+        fan_ins = [self.x.shape[1]] + [width] * (depth - 1)
+        # gain-1 weights, drawn once: a gain only rescales them
+        self.unit_weights = [rng.standard_normal((f, width)) / np.sqrt(f)
+                             for f in fan_ins]
+        self.gain = widgets.FloatLogSlider(
+            value=gain, base=10, min=-1, max=1, step=0.01,
+            description="gain", readout_format=".2f",
+            continuous_update=False)
+        self.activation = widgets.Dropdown(
+            options=list(_ACTIVATIONS), value=activation,
+            description="activation")
+        self.readout = widgets.HTML()
+        self.image = widgets.Image(format="png")
+        self.gain.observe(self._redraw, names="value")
+        self.activation.observe(self._redraw, names="value")
+        self.children = [widgets.HBox([self.gain, self.activation]),
+                         self.readout, self.image]
+        self._redraw()
+
+    def __repr__(self):
+        return (f"InitScaleExplorer(gain {self.gain.value:.2f}, "
+                f"{self.activation.value}, {len(self.stds)} layers: std "
+                f"{self.stds[0]:.3g} -> {self.stds[-1]:.3g})")
+
+    def forward(self, gain, activation):
+        """The activations of every layer for weights scaled by ``gain``."""
+        act = _ACTIVATIONS[activation]
+        h, out = self.x, []
+        for w in self.unit_weights:
+            h = act(h @ (gain * w))
+            out.append(h)
+        return out
+
+    def _figure(self, acts, gain, activation):
+        """Left: std per layer, beside the He and LeCun gains. Right:
+        histograms of the first, middle and last layer."""
+        depth = len(acts)
+        layers = np.arange(1, depth + 1)
+        picked = sorted({0, max(0, depth // 2 - 1), depth - 1})
+        with plots.style():
+            fig = plots.figure((8.6, 3.6))
+            axes = fig.subplot_mosaic(
+                [["std", str(k)] for k in picked],
+                width_ratios=[1.3, 1])
+            ax = axes["std"]
+            for (name, g), ls in zip(_REFERENCE_GAINS.items(), ("--", ":")):
+                ref = [a.std() for a in self.forward(g, activation)]
+                ax.plot(layers, ref, color="#777777", ls=ls, lw=1.3,
+                        label=name, zorder=3)    # visible where they agree
+            stds = np.array([a.std() for a in acts])
+            ax.plot(layers, np.where(stds > 0, stds, np.nan), marker="o",
+                    ms=5, color=plots.PALETTE[0], label=f"gain {gain:.2f}")
+            plots.log_y(ax)
+            ax.set_xticks(layers)
+            ax.set_xlabel("layer")
+            ax.set_ylabel("std of activations")
+            ax.set_title(f"Spread layer by layer ({activation})")
+            ax.legend(fontsize=8)
+            for k in picked:
+                self._histogram(axes[str(k)], acts[k], k, activation)
+            axes[str(picked[-1])].set_xlabel("activation value")
+        return fig
+
+    @staticmethod
+    def _histogram(ax, a, k, activation):
+        title = f"layer {k + 1}: std {a.std():.3g}"
+        if activation == "relu":
+            # the zeros would be one tall bar: count them, plot the rest
+            title += f", {np.mean(a == 0):.0%} zeros"
+            a = a[a > 0]
+        else:
+            title += f", {np.mean(np.abs(a) > 0.99):.0%} saturated"
+        counts, edges = np.histogram(
+            a, bins=50, range=(-1, 1) if activation == "tanh" else None)
+        ax.stairs(counts, edges, fill=True, color=plots.PALETTE[0])
+        ax.set_title(title, fontsize=9, pad=2)
+        ax.set_yticks([])
+        ax.tick_params(axis="x", labelsize=8)
+        ax.grid(False)
+
+    def _redraw(self, change=None):
+        gain, activation = self.gain.value, self.activation.value
+        acts = self.forward(gain, activation)
+        self.stds = [float(a.std()) for a in acts]
+        last = acts[-1]
+        if activation == "relu":
+            health = (f"{np.mean(np.all(last <= 0, axis=0)):.0%} of its "
+                      "units never fire")
+        else:
+            health = (f"{np.mean(np.abs(last) > 0.99):.0%} of its values "
+                      "saturated (|h| > 0.99)")
+        weight_std = gain / np.sqrt(self.width)
+        self.readout.value = (
+            f"Weights ~ N(0, gain²/fan_in), std {weight_std:.3g} for "
+            f"fan_in {self.width}. Input std 1 → layer 1 std "
+            f"{self.stds[0]:.3g} → layer {len(acts)} std "
+            f"{self.stds[-1]:.3g}; {health}.")
+        self.image.value = plots.to_png(self._figure(acts, gain, activation))
+
+
+def init_scale_explorer(X, *, rng, depth=10, width=256, gain=1.0,
+                        activation="relu"):
+    """A widget: the initial weight scale against the depth of a network.
+
+    ``X``: a batch of inputs (images or rows); ``rng``: the generator for
+    the weights, e.g. ``np.random.default_rng(0)``.
+    """
+    return InitScaleExplorer(X, rng=rng, depth=depth, width=width,
+                             gain=gain, activation=activation)
+
+
+# ---------------------------------------------------------------------------
+# Pick hyperparameters and train
+# ---------------------------------------------------------------------------
+def _is_history(result):
+    if isinstance(result, dict):
+        return "train_loss" in result
+    return hasattr(result, "train_loss")
+
+
+def _final(result, key):
+    values = (result.get(key) if isinstance(result, dict)
+              else getattr(result, key, None))
+    return values[-1] if values else None
+
+
+class HyperparameterPicker(widgets.VBox):
+    """Controls ``.lr``, ``.init``, ``.batch_size``; ``.button`` calls
+    ``train_fn(lr=..., init=..., batch_size=...)``.
+
+    What ``train_fn`` prints or displays (a live view) goes to ``.output``;
+    the History or Figure it returns is drawn in ``.result``. In the static
+    book the button does nothing, so pass ``precomputed`` (the result of
+    ``train_fn`` with the initial settings) to have a result on the page.
+    """
+
+    def __init__(self, train_fn, *, lr=0.01, lr_range=(1e-4, 1.0),
+                 init="he", inits=("he", "xavier", "normal"),
+                 batch_size=64, batch_sizes=(16, 32, 64, 128, 256),
+                 precomputed=None):
+        super().__init__()
+        if not callable(train_fn):
+            raise TypeError("train_fn must be a function "
+                            "train_fn(lr=..., init=..., batch_size=...)")
+        self.train_fn = train_fn
+        lo, hi = np.log10(lr_range)
+        self.lr = widgets.FloatLogSlider(
+            value=lr, base=10, min=lo, max=hi, step=0.25,
+            description="learning rate", style={"description_width": "90px"})
+        self.init = widgets.Dropdown(options=list(inits), value=init,
+                                     description="init")
+        self.batch_size = widgets.Dropdown(
+            options=list(batch_sizes), value=batch_size,
+            description="batch size")
+        self.button = widgets.Button(description="Train",
+                                     button_style="primary", icon="play")
+        self.status = widgets.HTML()
+        self.output = widgets.Output()
+        self.result = widgets.Image(format="png", layout={"display": "none"})
+        self.button.on_click(self._on_click)
+        self.children = [
+            widgets.HBox([self.lr, self.init]),
+            widgets.HBox([self.batch_size, self.button]),
+            self.status, self.output, self.result]
+        if precomputed is None:
+            self.status.value = ("Choose the settings and press <b>Train</b>"
+                                 " (needs a running notebook).")
+        else:
+            self.show(precomputed, "Precomputed run")
+
+    def __repr__(self):
+        return f"HyperparameterPicker({self._describe(self.settings())})"
+
+    def settings(self):
+        """The chosen settings, as ``train_fn`` receives them."""
+        return {"lr": float(f"{self.lr.value:.3g}"), "init": self.init.value,
+                "batch_size": int(self.batch_size.value)}
+
+    @staticmethod
+    def _describe(settings):
+        return ", ".join(f"{k}={v!r}" for k, v in settings.items())
+
+    def show(self, result, label, settings=None):
+        """Draw a History or a Figure in ``.result``, and say what it is."""
+        note = f"{label} with {self._describe(settings or self.settings())}"
+        if _is_history(result):
+            for key, name in (("val_acc", "validation"), ("train_acc",
+                                                          "training")):
+                acc = _final(result, key)
+                if acc is not None:
+                    note += f": final {name} accuracy {acc:.2%}"
+                    break
+            result = plots.training_curves(result)
+        if isinstance(result, Figure):
+            self.result.value = plots.to_png(result)
+            self.result.layout.display = None
+        else:
+            self.result.layout.display = "none"
+            if result is not None:
+                note += f": {result!r}"
+        self.status.value = note + "."
+
+    def _on_click(self, button):
+        settings = self.settings()
+        self.button.disabled = True
+        self.status.value = f"Training with {self._describe(settings)}..."
+        self.output.clear_output()
+        result = error = None
+        try:
+            with self.output:
+                try:
+                    result = self.train_fn(**settings)
+                except Exception as e:     # shown here, not lost in a log
+                    traceback.print_exc()
+                    error = e
+        finally:
+            self.button.disabled = False
+        if error is not None:
+            self.status.value = (
+                f'<span style="color:{plots.WRONG}">train_fn failed: '
+                f"{type(error).__name__}: {error}</span>")
+        else:
+            self.show(result, "Trained", settings)
+
+
+def hyperparameter_picker(train_fn, **options):
+    """A widget to choose lr, init and batch size and train with them.
+
+    ``train_fn(lr=, init=, batch_size=)`` should return a History (or a
+    Figure); see ``HyperparameterPicker`` for the options.
+    """
+    return HyperparameterPicker(train_fn, **options)

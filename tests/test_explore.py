@@ -1,0 +1,168 @@
+"""The exploration widgets, without a browser: each builds, shows something
+in its first state (all the static book will ever show), and redraws when
+a control's value changes."""
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")     # before matplotlib loads
+
+import re                                       # noqa: E402
+import warnings                                 # noqa: E402
+
+import matplotlib.pyplot as plt                 # noqa: E402
+import numpy as np                              # noqa: E402
+import pytest                                   # noqa: E402
+
+pytest.importorskip("ipywidgets")
+from nnlib import explore                       # noqa: E402
+
+PNG = b"\x89PNG"
+
+
+@pytest.fixture(autouse=True)
+def strict_and_tidy():
+    """Warnings are errors; afterwards no figure may be left in pyplot."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield
+    left_open = plt.get_fignums()
+    plt.close("all")
+    assert left_open == [], "a figure was left registered with pyplot"
+
+
+def digits():
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, (12, 28, 28)).astype(np.uint8)
+    return X, np.arange(12) % 3          # classes 0, 1, 2; four images each
+
+
+def png(image_widget):
+    return bytes(image_widget.value)     # the widget holds a memoryview
+
+
+def table_values(html):
+    return [int(v) for v in re.findall(r">(\d+)</td>", html)]
+
+
+# ---------------------------------------------------------------------------
+def test_browse_digits_first_state_reads_well():
+    X, y = digits()
+    b = explore.browse_digits(X, y)
+    assert b.digit.value == 0 and b.index.max == 3
+    assert "digit 0" in b.caption.value
+    assert png(b.image).startswith(PNG)
+    assert table_values(b.table.value) == X[0].ravel().tolist()
+
+
+def test_browse_digits_follows_the_controls():
+    X, y = digits()
+    b = explore.browse_digits(X, y)
+    first = png(b.image)
+    b.index.value = 2                    # the third 0: image 6 of X
+    assert png(b.image) != first
+    assert table_values(b.table.value) == X[6].ravel().tolist()
+    b.digit.value = 2                    # back to the first example of a 2
+    assert b.index.value == 0 and "digit 2" in b.caption.value
+    assert table_values(b.table.value) == X[2].ravel().tolist()
+
+
+def test_browse_digits_errors():
+    X, y = digits()
+    with pytest.raises(ValueError, match="one label per image"):
+        explore.browse_digits(X, y[:5])
+    with pytest.raises(ValueError, match="digit 7"):
+        explore.browse_digits(X, y, digit=7)
+
+
+# ---------------------------------------------------------------------------
+def explorer(**kwargs):
+    X = np.random.default_rng(1).random((40, 64))
+    return explore.init_scale_explorer(X, rng=np.random.default_rng(0),
+                                       depth=4, width=32, **kwargs)
+
+
+def test_init_scale_explorer_redraws_with_the_gain():
+    e = explorer()
+    first, stds = png(e.image), e.stds
+    assert first.startswith(PNG) and len(stds) == 4
+    e.gain.value = 2.0
+    assert png(e.image) != first
+    # ReLU is positively homogeneous: doubling every weight matrix doubles
+    # each layer's output once more, so layer k's std grows by 2**k
+    np.testing.assert_allclose(e.stds, np.array(stds) * 2.0 ** np.arange(
+        1, 5), rtol=1e-10)
+
+
+def test_init_scale_explorer_tanh_saturates_with_a_large_gain():
+    e = explorer(activation="tanh")
+    before = png(e.image)
+    e.gain.value = 10.0
+    assert png(e.image) != before
+    assert e.stds[-1] > 0.9              # most units pinned at -1 or +1
+    saturated = np.mean(np.abs(e.forward(10.0, "tanh")[-1]) > 0.99)
+    assert f"{saturated:.0%} of its values saturated" in e.readout.value
+    e.activation.value = "relu"
+    assert "never fire" in e.readout.value
+
+
+def test_init_scale_explorer_needs_a_generator():
+    with pytest.raises(TypeError, match="default_rng"):
+        explore.init_scale_explorer(np.zeros((4, 4)), rng=0)
+
+
+# ---------------------------------------------------------------------------
+def fake_history(val_acc=0.9):
+    return {"epoch": [1, 2], "train_loss": [0.6, 0.3],
+            "val_loss": [0.7, 0.4], "train_acc": [0.8, 0.9],
+            "val_acc": [0.85, val_acc], "steps": list(range(1, 11)),
+            "step_loss": list(np.linspace(2, 0.3, 10))}
+
+
+def test_hyperparameter_picker_trains_with_the_chosen_settings():
+    calls = []
+
+    def train_fn(**settings):
+        calls.append(settings)
+        return fake_history(0.93)
+
+    p = explore.hyperparameter_picker(train_fn)
+    assert png(p.result) == b"" and "Train" in p.status.value
+    p.lr.value, p.init.value, p.batch_size.value = 0.1, "xavier", 128
+    p.button.click()
+    assert calls == [{"lr": 0.1, "init": "xavier", "batch_size": 128}]
+    assert png(p.result).startswith(PNG)
+    assert "Trained" in p.status.value
+    assert "final validation accuracy 93.00%" in p.status.value
+    assert not p.button.disabled
+
+
+def test_hyperparameter_picker_shows_a_precomputed_run():
+    p = explore.hyperparameter_picker(lambda **kw: None,
+                                      precomputed=fake_history(0.97))
+    assert png(p.result).startswith(PNG)
+    assert p.status.value.startswith("Precomputed run with lr=0.01")
+    assert "97.00%" in p.status.value
+
+
+def test_hyperparameter_picker_shows_a_returned_figure_or_nothing():
+    from nnlib import plots
+    figure = plots.layer_stats({"a": [1, 2]})
+    p = explore.hyperparameter_picker(lambda **kw: figure)
+    assert p.result.layout.display == "none"        # nothing to show yet
+    p.button.click()
+    assert png(p.result) == plots.to_png(figure)
+    assert p.result.layout.display is None
+    p.train_fn = lambda **kw: None
+    p.button.click()
+    assert p.result.layout.display == "none"        # no stale picture
+
+
+def test_hyperparameter_picker_reports_a_failure():
+    def train_fn(**settings):
+        raise FloatingPointError("loss became NaN at step 12")
+
+    p = explore.hyperparameter_picker(train_fn)
+    p.button.click()
+    assert "FloatingPointError: loss became NaN" in p.status.value
+    assert not p.button.disabled
+    with pytest.raises(TypeError, match="function"):
+        explore.hyperparameter_picker("train")
