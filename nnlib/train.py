@@ -1,0 +1,290 @@
+"""The training loop: ``fit``, ``evaluate`` and ``predict``.
+
+``fit`` runs epochs of mini-batch steps (forward, loss, backward, optimiser
+step), evaluates on a validation set after each epoch, and returns a
+``History``. Anything that watches training (a progress bar, the live
+dashboard of ``nnlib.live``) is a ``Callback``: the loop calls its hooks and
+knows nothing else about it, so it never imports display code.
+
+Two ways training can stop early, both of which return the history so far
+and leave the model with the weights it has reached:
+
+- the loss becomes NaN or infinite (``history.stop_reason == 'nan'``), with
+  the epoch, the step and the likely cause in ``history.message``;
+- Ctrl-C, a ``KeyboardInterrupt`` (``history.stop_reason == 'interrupted'``).
+"""
+import functools
+import inspect
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .init import _check_rng
+from .losses import CrossEntropyLoss
+
+
+@dataclass(repr=False)
+class History:
+    """What happened during ``fit``: one entry per epoch, one per step.
+
+    Per epoch: ``epoch`` (1, 2, ...), ``train_loss`` and ``train_acc`` (the
+    running mean over the epoch's batches, so taken while the weights were
+    still changing), ``val_loss`` and ``val_acc`` (measured after the epoch,
+    empty lists when there is no validation set), ``lr`` (the rate used in
+    the epoch) and ``epoch_time`` (seconds, validation included).
+    Accuracies are fractions in [0, 1].
+
+    Per step: ``steps`` (1, 2, ... counted over all epochs) and
+    ``step_loss`` (the loss of that step's batch).
+
+    ``stop_reason`` is ``'completed'``, ``'nan'`` or ``'interrupted'`` once
+    training has ended (``None`` while it runs); ``message`` says more.
+    """
+
+    epoch: list = field(default_factory=list)
+    train_loss: list = field(default_factory=list)
+    train_acc: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    val_acc: list = field(default_factory=list)
+    lr: list = field(default_factory=list)
+    epoch_time: list = field(default_factory=list)
+    steps: list = field(default_factory=list)
+    step_loss: list = field(default_factory=list)
+    stop_reason: str | None = None
+    message: str = ""
+
+    def __repr__(self):
+        # A short summary: printing thousands of step losses helps no one.
+        last = ""
+        if self.val_acc:
+            last = f", last val acc {self.val_acc[-1]:.2%}"
+        elif self.train_acc:
+            last = f", last train acc {self.train_acc[-1]:.2%}"
+        return (f"History({len(self.epoch)} epochs, {len(self.steps)} steps"
+                f"{last}, stop_reason={self.stop_reason!r})")
+
+
+@dataclass
+class TrainState:
+    """What callbacks see: the objects being trained and where the loop is.
+
+    ``epoch`` counts from 1 to ``num_epochs``; ``step`` counts the batches
+    of the current epoch from 1 to ``steps_per_epoch``. ``batch_loss`` and
+    ``batch_acc`` belong to the latest step, ``lr`` to the current epoch.
+    """
+
+    model: object
+    optimizer: object
+    history: History
+    epoch: int
+    num_epochs: int
+    step: int
+    steps_per_epoch: int
+    total_steps: int
+    batch_loss: float = math.nan
+    batch_acc: float = math.nan
+    lr: float | None = None
+
+
+class Callback:
+    """Hooks that ``fit`` calls; override the ones you need.
+
+    ``on_batch_end`` runs after every step (hundreds of times a second), so
+    it must be cheap: keep numbers, and do slow work (drawing, printing)
+    only now and then.
+    """
+
+    def on_train_begin(self, state):
+        pass
+
+    def on_epoch_begin(self, state):
+        pass
+
+    def on_batch_end(self, state):
+        pass
+
+    def on_epoch_end(self, state):
+        pass
+
+    def on_train_end(self, state):
+        pass
+
+
+def fit(model, loss_fn, optimizer, train_data, val_data=None, *, num_epochs,
+        batch_size, rng, scheduler=None, callbacks=(), augment=None):
+    """Train ``model`` on ``train_data = (X, y)``; return a ``History``.
+
+    Each epoch visits the training examples once, in an order shuffled by
+    ``rng``, in batches of ``batch_size`` (the last batch may be smaller).
+    ``augment(X_batch, rng) -> X_batch``, if given, transforms each training
+    batch. After each epoch the model is evaluated on ``val_data = (X, y)``
+    (if given), then ``scheduler.step()`` is called (if given).
+
+    A NaN or infinite loss stops training before that step changes the
+    weights; Ctrl-C (``KeyboardInterrupt``) stops it where it is (a step
+    cut short may have updated only some of the weights). Either way the
+    callbacks' ``on_train_end`` runs, the message is printed, and the
+    history of the complete epochs and steps is returned. The model is
+    left in the mode (training or evaluation) it was in before.
+    """
+    X, y = _check_data(train_data, "train_data")
+    if val_data is not None:
+        X_val, y_val = _check_data(val_data, "val_data")
+    _check_count(num_epochs, "num_epochs", minimum=0)
+    _check_count(batch_size, "batch_size", minimum=1)
+    rng = _check_rng(rng)
+    callbacks = list(callbacks)
+
+    steps_per_epoch = math.ceil(len(X) / batch_size)
+    history = History()
+    state = TrainState(model, optimizer, history, epoch=0,
+                       num_epochs=num_epochs, step=0,
+                       steps_per_epoch=steps_per_epoch,
+                       total_steps=steps_per_epoch * num_epochs)
+    was_training = model.training
+    model.train()
+    for cb in callbacks:
+        cb.on_train_begin(state)
+    start = time.perf_counter()
+    try:
+        for epoch in range(1, num_epochs + 1):
+            state.epoch, state.step, state.lr = epoch, 0, optimizer.lr
+            for cb in callbacks:
+                cb.on_epoch_begin(state)
+            epoch_start = time.perf_counter()
+            result = _train_epoch(model, loss_fn, optimizer, X, y, batch_size,
+                                  rng, augment, state, callbacks)
+            if result is None:
+                history.stop_reason = "nan"
+                history.message = (
+                    f"loss became {state.batch_loss} at epoch {epoch}, step "
+                    f"{state.step}: the learning rate ({state.lr}) is "
+                    "probably too high, or the initial weights too large")
+                break
+            if val_data is not None:
+                val_loss, val_acc = evaluate(model, X_val, y_val, loss_fn)
+                history.val_loss.append(val_loss)
+                history.val_acc.append(val_acc)
+            history.epoch.append(epoch)
+            history.train_loss.append(result[0])
+            history.train_acc.append(result[1])
+            history.lr.append(state.lr)
+            history.epoch_time.append(time.perf_counter() - epoch_start)
+            for cb in callbacks:
+                cb.on_epoch_end(state)
+            if scheduler is not None:
+                scheduler.step()
+        else:
+            history.stop_reason = "completed"
+            history.message = (f"trained {num_epochs} epochs in "
+                               f"{time.perf_counter() - start:.1f} s")
+    except KeyboardInterrupt:
+        history.stop_reason = "interrupted"
+        history.message = (
+            f"training interrupted at epoch {state.epoch}, step {state.step}; "
+            f"the model keeps its weights and the history its "
+            f"{len(history.epoch)} complete epochs")
+    model.train(was_training)
+    for cb in callbacks:
+        cb.on_train_end(state)
+    if history.stop_reason != "completed":
+        print(history.message, file=sys.stderr)
+    return history
+
+
+def _train_epoch(model, loss_fn, optimizer, X, y, batch_size, rng, augment,
+                 state, callbacks):
+    """One pass over (X, y). Return (mean loss, accuracy), or None as soon
+    as the loss is not finite."""
+    history = state.history
+    backward = model.backward
+    if "input_grad" in inspect.signature(backward).parameters:
+        # Sequential can skip the gradient with respect to the images,
+        # which training never uses.
+        backward = functools.partial(backward, input_grad=False)
+    order = rng.permutation(len(X))
+    first_step = len(history.steps) + 1
+    loss_sum = correct = 0.0
+    for i, start in enumerate(range(0, len(X), batch_size)):
+        idx = order[start:start + batch_size]
+        X_batch, y_batch = X[idx], y[idx]
+        if augment is not None:
+            X_batch = augment(X_batch, rng)
+        logits = model.forward(X_batch)
+        loss = float(loss_fn.forward(logits, y_batch))
+        state.step, state.batch_loss = i + 1, loss
+        history.steps.append(first_step + i)
+        history.step_loss.append(loss)
+        if not math.isfinite(loss):
+            return None
+        hits = int(np.count_nonzero(logits.argmax(axis=1) == y_batch))
+        state.batch_acc = hits / len(idx)
+        # Layers overwrite (not add to) their gradients in backward, so no
+        # optimizer.zero_grad() is needed between steps.
+        backward(loss_fn.backward())
+        optimizer.step()
+        loss_sum += loss * len(idx)
+        correct += hits
+        for cb in callbacks:
+            cb.on_batch_end(state)
+    return loss_sum / len(X), correct / len(X)
+
+
+def predict(model, X, batch_size=1000):
+    """The model's outputs (logits) for ``X``, computed in batches in
+    evaluation mode; the model's mode is restored afterwards."""
+    _check_count(batch_size, "batch_size", minimum=1)
+    if len(X) == 0:
+        raise ValueError("predict: X is empty (0 examples)")
+    was_training = model.training
+    model.eval()
+    try:
+        parts = [model.forward(X[i:i + batch_size])
+                 for i in range(0, len(X), batch_size)]
+    finally:
+        model.train(was_training)
+    return np.concatenate(parts)
+
+
+def evaluate(model, X, y, loss_fn=None, batch_size=1000):
+    """(mean loss, accuracy) of ``model`` on (X, y), in evaluation mode.
+
+    The loss is ``loss_fn``'s (cross-entropy if None); accuracy is the
+    fraction of examples whose largest logit is the right class.
+    """
+    X, y = _check_data((X, y), "(X, y)")
+    logits = predict(model, X, batch_size)
+    loss = (loss_fn or CrossEntropyLoss()).forward(logits, y)
+    accuracy = int(np.count_nonzero(logits.argmax(axis=1) == y)) / len(y)
+    return float(loss), accuracy
+
+
+def _check_data(data, name):
+    """(X, y) as arrays of the same length, y integer labels."""
+    try:
+        X, y = data
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a pair (X, y) of arrays, got "
+                        f"{type(data).__name__}") from None
+    X, y = np.asarray(X), np.asarray(y)
+    if X.ndim < 2:
+        raise ValueError(f"{name}: X must hold one example per row, shape "
+                         f"(N, ...), got shape {X.shape}")
+    if y.shape != (len(X),):
+        raise ValueError(f"{name}: {len(X)} examples need {len(X)} labels "
+                         f"of shape ({len(X)},), got shape {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise TypeError(f"{name}: labels must be integer class indices, got "
+                        f"dtype {y.dtype}")
+    if len(X) == 0:
+        raise ValueError(f"{name} is empty (0 examples)")
+    return X, y
+
+
+def _check_count(value, name, minimum):
+    if not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, "
+                         f"got {value!r}")
