@@ -11,6 +11,7 @@ from . import data, io, models
 from .live import TextProgress
 from .losses import CrossEntropyLoss
 from .optim import SGD, Adam, AdamW
+from .plots import confusion_matrix
 from .train import evaluate, fit, predict
 
 # The default learning rate of each optimiser, when --lr is not given.
@@ -140,13 +141,6 @@ def run_evaluate(args):
           f"({np.trace(matrix)} of {len(y_test)} images)\n")
     print(format_confusion_matrix(matrix))
     return 0
-
-
-def confusion_matrix(y_true, y_pred, num_classes=10):
-    """Counts ``m[i, j]`` of examples of class i predicted as class j."""
-    pairs = np.asarray(y_true) * num_classes + np.asarray(y_pred)
-    counts = np.bincount(pairs, minlength=num_classes ** 2)
-    return counts.reshape(num_classes, num_classes)
 
 
 def format_confusion_matrix(matrix):
