@@ -45,8 +45,8 @@ def parse_args(argv=None):
     p.add_argument("--repeats", type=int, default=None,
                    help="repeats per figure (default 3, or 5 with --quick)")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
-    p.add_argument("--infer-batch", type=int, default=1000,
-                   help="batch size for inference (default 1000, as\n"
+    p.add_argument("--infer-batch", type=int, default=256,
+                   help="batch size for inference (default 256, as\n"
                         "nnlib.train.predict's)")
     p.add_argument("--models", nargs="+", default=["cnn", "mlp"],
                    choices=["cnn", "mlp"])

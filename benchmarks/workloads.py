@@ -150,14 +150,14 @@ def train_torch(model, opt, X, y, batch_size, steps, rng):
     return time.perf_counter() - start
 
 
-def infer_nnlib(model, X, batch_size=1000):
+def infer_nnlib(model, X, batch_size=256):
     """Seconds to compute the logits of all of X (``nnlib.train.predict``)."""
     start = time.perf_counter()
     predict(model, X, batch_size)
     return time.perf_counter() - start
 
 
-def infer_torch(model, X, batch_size=1000):
+def infer_torch(model, X, batch_size=256):
     import torch
     tX = torch.from_numpy(X)
     start = time.perf_counter()
