@@ -141,7 +141,7 @@ class LiveBoard:
         self.closed = True
         if not self.runs:
             return None
-        png = self._draw()
+        png = self._draw(final=True)
         bundle = {"image/png": base64.b64encode(png).decode("ascii"),
                   "text/plain": f"<Figure: {self._caption()}>"}
         if self._dashboard is not None:
@@ -193,8 +193,10 @@ class LiveBoard:
     def _caption(self):
         return self.title or "training curves"
 
-    def _draw(self):
-        """Update the curves and render the figure as PNG bytes."""
+    def _draw(self, final=False):
+        """Update the curves and render the figure as PNG bytes. The final
+        image is cropped to what is drawn, so no label is cut off (too slow
+        to do while training)."""
         if self.figure is None:
             self._make_figure()
         started = [run for run in self.runs if run.history is not None]
@@ -207,9 +209,17 @@ class LiveBoard:
             ax.set_xlim(0, max(num_epochs, 1))
         first = self.axes[self.metrics[0]]
         if first.lines:
-            first.legend(fontsize="small")
+            if final and len(first.lines) > 4:
+                # many runs: the legend goes beside the charts, not over them
+                last = self.axes[self.metrics[-1]]
+                first.legend(handles=first.lines, fontsize="small",
+                             loc="upper left", bbox_to_anchor=(1.02, 1),
+                             frameon=False, bbox_transform=last.transAxes)
+            else:
+                first.legend(fontsize="small")
         buffer = io.BytesIO()
-        self.figure.savefig(buffer, format="png")
+        self.figure.savefig(buffer, format="png",
+                            bbox_inches="tight" if final else None)
         return buffer.getvalue()
 
     def _make_figure(self):

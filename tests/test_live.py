@@ -141,7 +141,7 @@ def test_widget_dashboard_is_replaced_by_the_final_image(shown):
 def test_redraws_are_throttled(shown, monkeypatch):
     draws = []
     monkeypatch.setattr(LiveBoard, "_draw",    # count, and skip the drawing
-                        lambda self: draws.append(1) or b"")
+                        lambda self, final=False: draws.append(1) or b"")
     run([LiveView(widgets=True, every_seconds=1e6)])
     assert len(draws) == 1                          # the final figure only
     draws.clear()
