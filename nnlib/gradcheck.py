@@ -17,6 +17,8 @@ this way: every call of the forward pass would draw another mask.
 """
 import numpy as np
 
+from .init import _check_rng
+
 TINY = 1e-12
 
 
@@ -73,12 +75,6 @@ def _compare(f, x, analytic, h, rng, num_checks):
     idxs = [np.unravel_index(i, x.shape) for i in flat]
     numeric = [_partial(f, x, idx, h) for idx in idxs]
     return rel_error([analytic[idx] for idx in idxs], numeric)
-
-
-def _check_rng(rng):
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError("pass a generator, e.g. rng=np.random.default_rng(0); "
-                        f"got {type(rng).__name__}")
 
 
 def _report(errors, label, verbose):

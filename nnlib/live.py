@@ -212,7 +212,10 @@ class LiveBoard:
             if final and len(first.lines) > 4:
                 # many runs: the legend goes beside the charts, not over them
                 last = self.axes[self.metrics[-1]]
-                first.legend(handles=first.lines, fontsize="small",
+                labelled = [line for line in first.lines
+                            if line.get_label()
+                            and not line.get_label().startswith("_")]
+                first.legend(handles=labelled, fontsize="small",
                              loc="upper left", bbox_to_anchor=(1.02, 1),
                              frameon=False, bbox_transform=last.transAxes)
             else:

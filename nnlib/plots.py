@@ -780,13 +780,17 @@ def lr_sweep(results, title=None, ylabel="validation accuracy (%)"):
     """Accuracy against learning rate (log x), a line per optimiser.
 
     ``results``: {optimiser: {lr: accuracy as a fraction}}. The best learning
-    rate of each is circled; a NaN accuracy (diverged) is a cross at the
-    bottom.
+    rate of each is circled; a NaN accuracy (diverged) is a cross on the
+    bottom edge. The y axis spans the accuracies reached, not 0-100%.
     """
     fig, axes = subplots(figsize=(6, 3.8))
     ax = axes[0, 0]
     any_diverged = False
-    for color, (name, by_lr) in zip(PALETTE * 2, results.items()):
+    # crosses sit on the bottom edge, whatever the y range
+    bottom = ax.get_xaxis_transform()
+    finite = []
+    for k, (color, (name, by_lr)) in enumerate(zip(PALETTE * 2,
+                                                   results.items())):
         lrs = np.array(sorted(by_lr), dtype=float)
         acc = np.array([by_lr[lr] for lr in sorted(by_lr)], dtype=float)
         if np.nanmax(acc, initial=0) > 1:
@@ -794,21 +798,27 @@ def lr_sweep(results, title=None, ylabel="validation accuracy (%)"):
                              "[0, 1]; divide percentages by 100")
         ax.plot(lrs, 100 * acc, marker="o", ms=5, color=color, label=name)
         bad = ~np.isfinite(acc)
+        finite.extend(100 * acc[~bad])
         if bad.any():
             ax.plot(lrs[bad], np.zeros(bad.sum()), "x", color=color, ms=8,
-                    mew=2, clip_on=False)
+                    mew=2, clip_on=False, transform=bottom)
             any_diverged = True
         if (~bad).any():
             best = np.nanargmax(acc)
             ax.plot(lrs[best], 100 * acc[best], "o", ms=13, mfc="none",
                     mec=color, mew=1.5)
+            # labels of neighbouring optimisers are staggered in height
             ax.annotate(f"{lrs[best]:g}: {acc[best]:.1%}",
-                        (lrs[best], 100 * acc[best]), xytext=(0, 10),
+                        (lrs[best], 100 * acc[best]),
+                        xytext=(0, 10 + 11 * (k % 3)),
                         textcoords="offset points", ha="center",
                         fontsize=8.5, color=color)
     ax.set_xscale("log")
-    ax.set_ylim(0, 112)
-    ax.set_yticks(range(0, 101, 20))
+    # zoom on the accuracies reached: differences of a point stay visible
+    low = min(finite, default=0.0)
+    low = max(0.0, 5 * np.floor((low - 2) / 5))
+    ax.set_ylim(low, 100 + 0.18 * (100 - low))
+    ax.set_yticks(np.arange(low, 100.1, 5 if 100 - low <= 30 else 20))
     ax.set_xlabel("learning rate")
     ax.set_ylabel(ylabel)
     handles, _ = ax.get_legend_handles_labels()

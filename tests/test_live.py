@@ -245,3 +245,17 @@ assert view.board._dashboard is not None      # the widget path ran"""
     assert len(images) == 1
     assert not images[0].get("buffers") or all(
         not buffer["data"] for buffer in images[0]["buffers"])
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")     # the NaN run
+def test_final_legend_of_many_runs_names_each_drawn_line(capsys):
+    with LiveBoard("five runs", widgets=False) as board:
+        run([board.run("diverges")], lr=1e9)     # stops on NaN, no validation
+        for i in range(4):
+            run([board.run(f"run {i}")], seed=i)
+    board._draw(final=True)
+    legend = board.axes["loss"].get_legend()
+    labels = [text.get_text() for text in legend.get_texts()]
+    assert labels[0] == "diverges train (loss became nan)"
+    assert "" not in labels and len(labels) == 1 + 4 * 2
+    assert legend.get_bbox_to_anchor().x0 > board.axes["acc"].bbox.x1
