@@ -13,6 +13,7 @@ and leave the model with the weights it has reached:
   the epoch, the step and the likely cause in ``history.message``;
 - Ctrl-C, a ``KeyboardInterrupt`` (``history.stop_reason == 'interrupted'``).
 """
+import copy
 import functools
 import inspect
 import math
@@ -233,7 +234,7 @@ def _train_epoch(model, loss_fn, optimizer, X, y, batch_size, rng, augment,
     return loss_sum / len(X), correct / len(X)
 
 
-def predict(model, X, batch_size=256):
+def predict(model, X, batch_size=256, workers=None):
     """The model's outputs (logits) for ``X``, computed in batches in
     evaluation mode; the model's mode is restored afterwards.
 
@@ -241,18 +242,71 @@ def predict(model, X, batch_size=256):
     (the first layer's im2col rows) near the size of the CPU's caches:
     measured with ``benchmarks/run.py``, batches of 1000 were about 1.4x
     slower for the book's CNN and no faster for the MLP.
+
+    ``workers`` copies of the model (default: as many as the BLAS library
+    has threads) predict alternate batches at once, in threads, with BLAS
+    on one thread each. NumPy's element-wise work (im2col's copies,
+    BatchNorm, ReLU, pooling) runs on one core per call, so splitting the
+    batches is what lets it use them all. Each batch is computed by one
+    copy, whatever the timing, so the result does not vary between runs.
     """
     _check_count(batch_size, "batch_size", minimum=1)
     if len(X) == 0:
         raise ValueError("predict: X is empty (0 examples)")
+    if workers is None:
+        workers = _blas_threads()
+    _check_count(workers, "workers", minimum=1)
+    starts = range(0, len(X), batch_size)
+    workers = min(workers, len(starts))
     was_training = model.training
     model.eval()
     try:
-        parts = [model.forward(X[i:i + batch_size])
-                 for i in range(0, len(X), batch_size)]
+        if workers == 1:
+            parts = [model.forward(X[i:i + batch_size]) for i in starts]
+        else:
+            parts = _predict_in_threads(model, X, batch_size, starts,
+                                        workers)
     finally:
         model.train(was_training)
     return np.concatenate(parts)
+
+
+def _blas_threads():
+    """How many threads the BLAS library behind NumPy may use (1 if
+    threadpoolctl is not installed)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return 1
+    counts = [pool["num_threads"] for pool in threadpool_info()
+              if pool["user_api"] == "blas"]
+    return max(counts, default=1)
+
+
+def _predict_in_threads(model, X, batch_size, starts, workers):
+    """Worker w runs batches w, w + workers, ... on its own copy of the
+    model: a layer keeps state from its last forward pass (caches, masks),
+    so two threads must never share one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    copies = [model] + [copy.deepcopy(model) for _ in range(workers - 1)]
+    starts = list(starts)
+    errors = np.geterr()          # np.errstate is per thread: pass it on
+
+    def work(w):
+        with np.errstate(**errors):
+            return [copies[w].forward(X[i:i + batch_size])
+                    for i in starts[w::workers]]
+
+    with threadpool_limits(1, user_api="blas"), \
+            ThreadPoolExecutor(workers) as pool:
+        by_worker = list(pool.map(work, range(workers)))
+    parts = [None] * len(starts)
+    for w, outputs in enumerate(by_worker):
+        parts[w::workers] = outputs
+    return parts
 
 
 def evaluate(model, X, y, loss_fn=None, batch_size=256):

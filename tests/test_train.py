@@ -251,6 +251,37 @@ def test_predict_and_evaluate_use_eval_mode_and_restore_it(training):
     assert acc == np.mean(expected.argmax(axis=1) == y)
 
 
+@pytest.mark.parametrize("workers", [2, 3])
+def test_predict_in_parallel_matches_one_worker_and_repeats(workers):
+    rng = np.random.default_rng(10)
+    X, _ = blobs(103, rng)
+    model = Sequential(Linear(2, 16, rng=rng), BatchNorm1d(16), ReLU(),
+                       Linear(16, 3, rng=rng))
+    model[1].running_var[:] = rng.uniform(0.5, 2.0, 16)
+    before = [p.data.copy() for p in model.parameters()]
+    one = predict(model, X, batch_size=10, workers=1)
+    many = predict(model, X, batch_size=10, workers=workers)   # 11 batches
+    assert many.shape == one.shape and model.training
+    np.testing.assert_allclose(many, one, rtol=1e-5, atol=1e-6)
+    # each batch always goes to the same copy: no run-to-run variation
+    np.testing.assert_array_equal(
+        predict(model, X, batch_size=10, workers=workers), many)
+    for p, b in zip(model.parameters(), before):
+        np.testing.assert_array_equal(p.data, b)
+    with pytest.raises(ValueError, match="workers"):
+        predict(model, X, workers=0)
+
+
+def test_predict_in_parallel_keeps_the_callers_errstate(recwarn):
+    model = Sequential(Linear(2, 3, rng=np.random.default_rng(0)))
+    model[0].weight.data[:] = 3e38                       # overflows float32
+    X = np.ones((40, 2), np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        logits = predict(model, X, batch_size=10, workers=2)
+    assert np.isinf(logits).all()
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
 def test_augment_sees_every_training_batch():
     rng = np.random.default_rng(9)
     X, y = blobs(100, rng)
