@@ -203,17 +203,16 @@ def matmul_peak(repeats=10, n=1024):
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
-    best = np.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * n ** 3 / best / 1e9
+    return _best_gflops(a, b, n, repeats)
 
 
 def matmul_peak_torch(repeats=10, n=1024):
+    """The same in PyTorch."""
     import torch
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    return _best_gflops(torch.randn(n, n), torch.randn(n, n), n, repeats)
+
+
+def _best_gflops(a, b, n, repeats):
     best = np.inf
     for _ in range(repeats):
         start = time.perf_counter()

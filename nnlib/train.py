@@ -19,9 +19,11 @@ import inspect
 import math
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from .init import _check_rng
 from .losses import CrossEntropyLoss
@@ -272,12 +274,7 @@ def predict(model, X, batch_size=256, workers=None):
 
 
 def _blas_threads():
-    """How many threads the BLAS library behind NumPy may use (1 if
-    threadpoolctl is not installed)."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return 1
+    """How many threads the BLAS library behind NumPy may use."""
     counts = [pool["num_threads"] for pool in threadpool_info()
               if pool["user_api"] == "blas"]
     return max(counts, default=1)
@@ -287,10 +284,6 @@ def _predict_in_threads(model, X, batch_size, starts, workers):
     """Worker w runs batches w, w + workers, ... on its own copy of the
     model: a layer keeps state from its last forward pass (caches, masks),
     so two threads must never share one."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from threadpoolctl import threadpool_limits
-
     copies = [model] + [copy.deepcopy(model) for _ in range(workers - 1)]
     starts = list(starts)
     errors = np.geterr()          # np.errstate is per thread: pass it on
