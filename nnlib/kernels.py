@@ -23,7 +23,7 @@ __all__ = [
     "conv2d_forward_naive", "conv2d_backward_naive",
     "maxpool2d_forward", "maxpool2d_backward",
     "maxpool2d_forward_naive", "maxpool2d_backward_naive",
-    "batchnorm_forward", "batchnorm_backward",
+    "batchnorm_forward", "batchnorm_backward", "batchnorm_eval_affine",
     "batchnorm_forward_naive", "batchnorm_backward_naive",
 ]
 
@@ -328,9 +328,10 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var,
     m, c = rows.shape
     wide, r = _widen(rows)
     if not training:
-        scale = gamma / np.sqrt(running_var + eps)
+        scale, shift = batchnorm_eval_affine(gamma, beta, running_mean,
+                                             running_var, eps)
         out = wide * np.tile(scale, r)
-        out += np.tile(beta - running_mean * scale, r)
+        out += np.tile(shift, r)
         return _like(out.reshape(m, c), x), None
     mean = _colsum(wide, r) / m
     xc = wide - np.tile(mean, r)
@@ -344,6 +345,14 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var,
     running_var += momentum * var * (m / max(m - 1, 1))
     cache = (x.shape, xc, r, inv_std, gamma)
     return _like(out.reshape(m, c), x), cache
+
+
+def batchnorm_eval_affine(gamma, beta, running_mean, running_var, eps=1e-5):
+    """BatchNorm in evaluation mode as ``x * scale + shift`` per channel:
+    ``gamma * (x - mean) / sqrt(var + eps) + beta`` with the running
+    statistics, whose two terms can be computed once."""
+    scale = gamma / np.sqrt(running_var + eps)
+    return scale, beta - running_mean * scale
 
 
 def batchnorm_backward(dout, cache):

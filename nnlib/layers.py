@@ -300,11 +300,15 @@ class Tanh(Module):
         return dout * (1 - self.out ** 2)
 
 
+def sigmoid(x):
+    """1 / (1 + exp(-x)), split by sign so that exp never overflows."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype)
+
+
 class Sigmoid(Module):
     def forward(self, x):
-        # split by sign so that exp never overflows
-        e = np.exp(-np.abs(x))
-        self.out = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype)
+        self.out = sigmoid(x)
         return self.out
 
     def backward(self, dout):

@@ -13,7 +13,6 @@ and leave the model with the weights it has reached:
   the epoch, the step and the likely cause in ``history.message``;
 - Ctrl-C, a ``KeyboardInterrupt`` (``history.stop_reason == 'interrupted'``).
 """
-import copy
 import functools
 import inspect
 import math
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
+from .inference import compile_forward
 from .init import _check_rng
 from .losses import CrossEntropyLoss
 
@@ -240,17 +240,21 @@ def predict(model, X, batch_size=256, workers=None):
     """The model's outputs (logits) for ``X``, computed in batches in
     evaluation mode; the model's mode is restored afterwards.
 
+    The batches run through ``nnlib.inference.compile_forward(model)``: the
+    same numbers as ``model.forward`` in evaluation mode, with less work
+    (pooling before the per-channel steps, no caches, in place).
+
     The default batch of 256 keeps a CNN's largest intermediate arrays
     (the first layer's im2col rows) near the size of the CPU's caches:
     measured with ``benchmarks/run.py``, batches of 1000 were about 1.4x
     slower for the book's CNN and no faster for the MLP.
 
-    ``workers`` copies of the model (default: as many as the BLAS library
-    has threads) predict alternate batches at once, in threads, with BLAS
-    on one thread each. NumPy's element-wise work (im2col's copies,
-    BatchNorm, ReLU, pooling) runs on one core per call, so splitting the
-    batches is what lets it use them all. Each batch is computed by one
-    copy, whatever the timing, so the result does not vary between runs.
+    ``workers`` threads (default: as many as the BLAS library has) predict
+    alternate batches at once, with BLAS on one thread each. NumPy's
+    element-wise work (im2col's copies, pooling, BatchNorm, ReLU) runs on
+    one core per call, so splitting the batches is what lets it use them
+    all. Each batch is computed the same way whichever thread takes it, so
+    the result does not vary between runs.
     """
     _check_count(batch_size, "batch_size", minimum=1)
     if len(X) == 0:
@@ -258,16 +262,18 @@ def predict(model, X, batch_size=256, workers=None):
     if workers is None:
         workers = _blas_threads()
     _check_count(workers, "workers", minimum=1)
-    starts = range(0, len(X), batch_size)
-    workers = min(workers, len(starts))
+    starts = list(range(0, len(X), batch_size))
     was_training = model.training
     model.eval()
     try:
-        if workers == 1:
-            parts = [model.forward(X[i:i + batch_size]) for i in starts]
+        forward = compile_forward(model)
+        if not forward.thread_safe:
+            workers = 1
+        batches = [X[i:i + batch_size] for i in starts]
+        if min(workers, len(batches)) == 1:
+            parts = [forward(batch) for batch in batches]
         else:
-            parts = _predict_in_threads(model, X, batch_size, starts,
-                                        workers)
+            parts = _in_threads(forward, batches, workers)
     finally:
         model.train(was_training)
     return np.concatenate(parts)
@@ -280,26 +286,18 @@ def _blas_threads():
     return max(counts, default=1)
 
 
-def _predict_in_threads(model, X, batch_size, starts, workers):
-    """Worker w runs batches w, w + workers, ... on its own copy of the
-    model: a layer keeps state from its last forward pass (caches, masks),
-    so two threads must never share one."""
-    copies = [model] + [copy.deepcopy(model) for _ in range(workers - 1)]
-    starts = list(starts)
+def _in_threads(function, batches, workers):
+    """``[function(b) for b in batches]``, computed by ``workers`` threads
+    with BLAS on one thread each."""
     errors = np.geterr()          # np.errstate is per thread: pass it on
 
-    def work(w):
+    def work(batch):
         with np.errstate(**errors):
-            return [copies[w].forward(X[i:i + batch_size])
-                    for i in starts[w::workers]]
+            return function(batch)
 
     with threadpool_limits(1, user_api="blas"), \
             ThreadPoolExecutor(workers) as pool:
-        by_worker = list(pool.map(work, range(workers)))
-    parts = [None] * len(starts)
-    for w, outputs in enumerate(by_worker):
-        parts[w::workers] = outputs
-    return parts
+        return list(pool.map(work, batches))
 
 
 def evaluate(model, X, y, loss_fn=None, batch_size=256):
