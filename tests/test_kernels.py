@@ -73,10 +73,13 @@ def test_col2im_is_the_adjoint_of_im2col():
     assert np.isclose(np.sum(cols * y), np.sum(x * back))
 
 
-@pytest.mark.parametrize("k,s", [(2, 2), (3, 3), (2, 1), (3, 2)])
-def test_maxpool_matches_naive(k, s):
+@pytest.mark.parametrize("k,s,size", [(2, 2, 8), (2, 2, 9), (3, 3, 9),
+                                      (2, 1, 9), (3, 2, 9)])
+def test_maxpool_matches_naive(k, s, size):
+    """Windows that tile the input (8 by 2, 9 by 3) take the two-pass
+    path; the others, the strided slices."""
     rng = np.random.default_rng(3)
-    x = _channels_last(rng.standard_normal((2, 3, 9, 9)))
+    x = _channels_last(rng.standard_normal((2, 3, size, size + 2 * k)))
     out, cache = K.maxpool2d_forward(x, k, s)
     ref, ref_cache = K.maxpool2d_forward_naive(x, k, s)
     np.testing.assert_array_equal(out, ref)
