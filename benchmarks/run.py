@@ -176,9 +176,9 @@ def time_everything(args, W, torch, data):
             for lib in libs:
                 model, _ = twins[name][lib]
                 infer = W.infer_nnlib if lib == "nnlib" else W.infer_torch
-                t = infer(model, Xt, args.infer_batch)
+                rate = infer(model, Xt, args.infer_batch)
                 results.setdefault(("infer", name), {}).setdefault(
-                    lib, []).append(len(Xt) / t)
+                    lib, []).append(rate)
         print(f"  repeat {r + 1}/{args.repeats} done", file=sys.stderr)
     return results
 
@@ -326,6 +326,8 @@ def profile(args, W, torch, data, steps=30, warmup=5):
         print(f"| optimizer step | {ms(other)[1]:.3f} | |")
         total = np.median(fw.sum(1) + bw.sum(1) + other.sum(1)) * 1e3
         print(f"| **whole step** | {total:.2f} | |")
+        profile_inference(model, W.inputs(name, data[2]), args.infer_batch,
+                          steps)
         if torch is not None:
             t_model, t_opt = W.build_torch(name, model)
             rng = np.random.default_rng(0)
@@ -333,6 +335,33 @@ def profile(args, W, torch, data, steps=30, warmup=5):
             t = W.train_torch(t_model, t_opt, X, ytr, bs, steps, rng)
             print(f"\nPyTorch, same step: {t / steps * 1e3:.2f} ms "
                   f"(mean of {steps} steps)")
+
+
+def profile_inference(model, X, bs, batches):
+    """Median time of each step of the compiled forward pass (what
+    ``predict`` runs) on one batch, one thread, as one of its workers."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+    from nnlib.inference import compile_forward
+    model.eval()
+    forward = compile_forward(model)
+    model.train()
+    times = np.zeros((batches, len(forward.steps)))
+    with threadpool_limits(1, user_api="blas"):
+        for b in range(batches):
+            x = X[(b * bs) % (len(X) - bs):][:bs]
+            for j, step in enumerate(forward.steps):
+                t = time.perf_counter()
+                x = step.run(x.copy() if j == 0 and step.in_place else x)
+                times[b, j] = time.perf_counter() - t
+    ms = np.median(times, axis=0) * 1e3
+    print(f"\n### nnlib.inference.compile_forward, one batch of {bs}, BLAS "
+          f"on one thread, as each of predict's workers runs it (median of "
+          f"{batches} batches, ms)\n")
+    print("| step | time |\n|---|---|")
+    for step, t in zip(forward.steps, ms):
+        print(f"| {step.name} | {t:.3f} |")
+    print(f"| **whole batch** | {np.median(times.sum(1)) * 1e3:.2f} |")
 
 
 # ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ Where each idea lives:
 - ``init``: N(0,1), scaled uniform, Xavier/Glorot, He/Kaiming
 - ``losses``: softmax cross-entropy; ``optim``: SGD, Adam, AdamW, schedules
 - ``train``: fit / evaluate / predict with callbacks; ``live``: the dashboard
+- ``inference``: the forward pass rewritten for prediction (same numbers, less work)
 - ``plots``, ``explore``: figures and widgets for the chapters
 - ``gradcheck``: numerical gradient checks; ``io``: save and load models
 - ``models``: the book's networks

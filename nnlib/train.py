@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from .inference import compile_forward
 from .init import _check_rng
@@ -279,11 +279,16 @@ def predict(model, X, batch_size=256, workers=None):
     return np.concatenate(parts)
 
 
+@functools.cache
+def _blas():
+    """The BLAS libraries loaded with NumPy, found once: looking them up
+    takes about a millisecond, as long as predicting a few batches."""
+    return ThreadpoolController().select(user_api="blas")
+
+
 def _blas_threads():
     """How many threads the BLAS library behind NumPy may use."""
-    counts = [pool["num_threads"] for pool in threadpool_info()
-              if pool["user_api"] == "blas"]
-    return max(counts, default=1)
+    return max((lib["num_threads"] for lib in _blas().info()), default=1)
 
 
 def _in_threads(function, batches, workers):
@@ -295,8 +300,7 @@ def _in_threads(function, batches, workers):
         with np.errstate(**errors):
             return function(batch)
 
-    with threadpool_limits(1, user_api="blas"), \
-            ThreadPoolExecutor(workers) as pool:
+    with _blas().limit(limits=1), ThreadPoolExecutor(workers) as pool:
         return list(pool.map(work, batches))
 
 
