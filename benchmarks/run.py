@@ -347,13 +347,19 @@ def profile_inference(model, X, bs, batches):
     forward = compile_forward(model)
     model.train()
     times = np.zeros((batches, len(forward.steps)))
+    layer_by_layer = np.zeros(batches)
     with threadpool_limits(1, user_api="blas"):
         for b in range(batches):
-            x = X[(b * bs) % (len(X) - bs):][:bs]
+            x = batch = X[(b * bs) % (len(X) - bs):][:bs]
             for j, step in enumerate(forward.steps):
                 t = time.perf_counter()
                 x = step.run(x.copy() if j == 0 and step.in_place else x)
                 times[b, j] = time.perf_counter() - t
+            model.eval()
+            t = time.perf_counter()
+            model.forward(batch)
+            layer_by_layer[b] = time.perf_counter() - t
+            model.train()
     ms = np.median(times, axis=0) * 1e3
     print(f"\n### nnlib.inference.compile_forward, one batch of {bs}, BLAS "
           f"on one thread, as each of predict's workers runs it (median of "
@@ -362,6 +368,8 @@ def profile_inference(model, X, bs, batches):
     for step, t in zip(forward.steps, ms):
         print(f"| {step.name} | {t:.3f} |")
     print(f"| **whole batch** | {np.median(times.sum(1)) * 1e3:.2f} |")
+    print(f"\nThe same batch through the layers' own forward passes in "
+          f"evaluation mode: {np.median(layer_by_layer) * 1e3:.2f} ms")
 
 
 # ---------------------------------------------------------------------------
