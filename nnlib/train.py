@@ -293,15 +293,20 @@ def _blas_threads():
 
 def _in_threads(function, batches, workers):
     """``[function(b) for b in batches]``, computed by ``workers`` threads
-    with BLAS on one thread each."""
+    with BLAS on one thread each: thread w takes batches w, w + workers,
+    ... (handing them out one by one cost the MLP about 10% more)."""
     errors = np.geterr()          # np.errstate is per thread: pass it on
 
-    def work(batch):
+    def work(w):
         with np.errstate(**errors):
-            return function(batch)
+            return [function(b) for b in batches[w::workers]]
 
     with _blas().limit(limits=1), ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(work, batches))
+        by_worker = list(pool.map(work, range(workers)))
+    results = [None] * len(batches)
+    for w, outputs in enumerate(by_worker):
+        results[w::workers] = outputs
+    return results
 
 
 def evaluate(model, X, y, loss_fn=None, batch_size=256):
