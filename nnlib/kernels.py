@@ -245,20 +245,22 @@ def maxpool2d_forward(x, kernel_size, stride=None):
     xh = _nhwc(x)
     if stride == k and h == k * oh and w == k * ow:
         rows = xh.reshape(n, oh, k, w * c)
-        out = rows[:, :, 0].copy()
-        for i in range(1, k):
-            np.maximum(out, rows[:, :, i], out=out)
+        out = _max_of(rows[:, :, i] for i in range(k))
         cols = out.reshape(n, oh, ow, k, c)
-        out = cols[..., 0, :].copy()
-        for j in range(1, k):
-            np.maximum(out, cols[..., j, :], out=out)
+        out = _max_of(cols[..., j, :] for j in range(k))
     else:
-        out = None
-        for _, _, window in _windows(xh, k, k, stride, oh, ow):
-            out = window.copy() if out is None else \
-                np.maximum(out, window, out=out)
+        out = _max_of(window for *_, window in
+                      _windows(xh, k, k, stride, oh, ow))
     cache = (xh, out, k, stride)
     return out.transpose(0, 3, 1, 2), cache
+
+
+def _max_of(arrays):
+    """The element-wise maximum of equally shaped arrays, in a new array."""
+    out = None
+    for a in arrays:
+        out = a.copy() if out is None else np.maximum(out, a, out=out)
+    return out
 
 
 def maxpool2d_backward(dout, cache):

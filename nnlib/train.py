@@ -262,14 +262,13 @@ def predict(model, X, batch_size=256, workers=None):
     if workers is None:
         workers = _blas_threads()
     _check_count(workers, "workers", minimum=1)
-    starts = list(range(0, len(X), batch_size))
+    batches = [X[i:i + batch_size] for i in range(0, len(X), batch_size)]
     was_training = model.training
     model.eval()
     try:
         forward = compile_forward(model)
         if not forward.thread_safe:
             workers = 1
-        batches = [X[i:i + batch_size] for i in starts]
         if min(workers, len(batches)) == 1:
             parts = [forward(batch) for batch in batches]
         else:

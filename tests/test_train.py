@@ -263,7 +263,7 @@ def test_predict_in_parallel_matches_one_worker_and_repeats(workers):
     many = predict(model, X, batch_size=10, workers=workers)   # 11 batches
     assert many.shape == one.shape and model.training
     np.testing.assert_allclose(many, one, rtol=1e-5, atol=1e-6)
-    # each batch always goes to the same copy: no run-to-run variation
+    # each batch is computed alike on any thread: no run-to-run variation
     np.testing.assert_array_equal(
         predict(model, X, batch_size=10, workers=workers), many)
     for p, b in zip(model.parameters(), before):
