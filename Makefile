@@ -2,7 +2,8 @@
 #   make book    set up .venv, then build the HTML book into _build/html
 #   make test    set up .venv, then run every stage below, timed:
 #                unit, nbval, book, browser (a failing stage fails the run)
-# More: make unit | nbval | browser | execute [NB=notebooks/02_....ipynb]
+# More: make unit | nbval | browser | execute   (nbval and execute take
+#       NB=notebooks/02_....ipynb for one chapter)
 #       | bench | clean
 
 SHELL := /bin/bash
@@ -35,7 +36,7 @@ ifeq ($(NOTEBOOKS),)
 	@echo "nbval: no notebooks in notebooks/ yet, nothing to check"
 else
 	$(PIN_THREADS) $(BIN)/pytest --nbval --nbval-current-env \
-	    --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/
+	    --nbval-sanitize-with tests/nbval_sanitize.cfg $(NB)
 endif
 
 browser: $(SETUP)
