@@ -207,6 +207,8 @@ class LiveBoard:
             ax.relim()
             ax.autoscale_view(scalex=False)
             ax.set_xlim(0, max(num_epochs, 1))
+        if final and "acc" in self.axes:
+            _zoom_to_late_accuracy(self.axes["acc"])
         first = self.axes[self.metrics[0]]
         if first.lines:
             if final and len(first.lines) > 4:
@@ -402,6 +404,20 @@ class _Dashboard:
         self.handle.update(bundle, raw=True)
         for widget in (self.box, self.bar, self.text, self.image):
             widget.close()
+
+
+def _zoom_to_late_accuracy(ax):
+    """Zoom the accuracy axis to the points from the middle of the first
+    epoch on. Every run climbs from about 10% in its first steps; left on
+    the axis, that climb squeezes the differences between runs, which show
+    at the top, into a few pixels."""
+    late = [y for line in ax.lines
+            for x, y in zip(*line.get_data()) if x >= 0.5]
+    if late:
+        low, high = min(late), max(late)
+        pad = max(0.05 * (high - low), 0.1)
+        ax.set_ylim(low - pad, min(high + pad, 100.5))
+        ax.set_ylabel(METRICS["acc"] + ", from mid-epoch 1")
 
 
 @ticker.FuncFormatter
