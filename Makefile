@@ -1,8 +1,10 @@
 # The README's two commands:
 #   make book    set up .venv, then build the HTML book into _build/html
 #   make test    set up .venv, then run every stage below, timed:
-#                unit, nbval, book, browser (a failing stage fails the run)
-# More: make unit | nbval | browser | execute   (nbval and execute take
+#                unit, nbval, book, browser, labcheck (a failing stage
+#                fails the run)
+#   make lab     open the chapters in JupyterLab
+# More: make unit | nbval | browser | labcheck | execute   (nbval and execute take
 #       NB=notebooks/02_....ipynb for one chapter)
 #       | bench | clean
 
@@ -20,13 +22,13 @@ EXECUTE_TIMEOUT ?= 3600
 # threads; fix it so that re-run notebooks print the same digits.
 PIN_THREADS := OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 MKL_NUM_THREADS=2
 
-.PHONY: book test unit nbval browser execute bench clean
+.PHONY: book test unit nbval browser lab labcheck execute bench clean
 
 book: $(SETUP) $(VENDOR)
 	$(BIN)/jupyter-book build --all -W -n --keep-going .
 
 test: $(SETUP) $(VENDOR)
-	@MAKE="$(MAKE)" $(BIN)/python scripts/run_tests.py unit nbval book browser
+	@MAKE="$(MAKE)" $(BIN)/python scripts/run_tests.py unit nbval book browser labcheck
 
 unit: $(SETUP)
 	$(BIN)/pytest -m "not browser" tests
@@ -42,6 +44,15 @@ endif
 browser: $(SETUP)
 	scripts/ensure_chromium.sh
 	$(BIN)/pytest -m browser tests/test_book_pages.py
+
+# Open the chapters in JupyterLab (installed in .venv by requirements.txt).
+lab: $(SETUP)
+	$(BIN)/jupyter lab notebooks/
+
+# The live view in a running JupyterLab, driven in headless Chromium.
+labcheck: $(SETUP)
+	scripts/ensure_chromium.sh
+	$(BIN)/pytest -m browser tests/test_jupyterlab.py
 
 # Re-run notebooks in place, storing their outputs, widget state and cell
 # timings (read by the chapter-times table in book/running.md).

@@ -4,7 +4,7 @@ Each stage is timed, and every stage runs even when an earlier one failed,
 so that one run reports everything; only the page check (`browser`) is
 skipped when the book did not build. Exits 1 if any stage failed.
 
-Usage: python scripts/run_tests.py unit nbval book browser
+Usage: python scripts/run_tests.py unit nbval book browser labcheck
 """
 import os
 import subprocess
