@@ -9,12 +9,19 @@
 Each returns a widget (a ``VBox`` whose controls are attributes, such as
 ``.digit`` or ``.gain``); leave it on the last line of a cell to show it.
 
-In a running notebook the controls redraw the picture. In the static book
-the page shows each widget as it was when the notebook ran, and moving a
-control changes nothing: callbacks need a live kernel. So every widget is
-built to read well in its first state, and a chapter shows the numbers
-that matter beside it. Pictures are PNG bytes in ``widgets.Image``, drawn
-with Matplotlib's Agg renderer: no ipympl, no JavaScript of our own.
+In a running notebook the controls redraw the picture through Python
+callbacks, which the static book cannot run. So each explorer whose
+pictures can be computed in advance also comes precomputed:
+
+- ``digit_gallery(X, y, examples=4)`` and ``init_scale_gallery(X, rng=...)``
+  render every combination of their controls' values when the notebook
+  runs, and link the controls to the pictures in the browser
+  (``Precomputed``). They work on the book's pages, with no kernel.
+
+``hyperparameter_picker`` trains, so it cannot be computed in advance; the
+book shows its precomputed first result. Pictures are PNG bytes in
+``widgets.Image``, drawn with Matplotlib's Agg renderer: no ipympl, no
+JavaScript of our own.
 """
 from __future__ import annotations
 
@@ -29,7 +36,67 @@ from matplotlib.image import imsave
 from . import plots
 
 __all__ = ["browse_digits", "init_scale_explorer", "hyperparameter_picker",
+           "digit_gallery", "init_scale_gallery", "Precomputed",
            "DigitBrowser", "InitScaleExplorer", "HyperparameterPicker"]
+
+
+# ---------------------------------------------------------------------------
+# Controls over outputs computed in advance: they work without a kernel
+# ---------------------------------------------------------------------------
+class Precomputed(widgets.VBox):
+    """Controls that switch between outputs rendered in advance.
+
+    ``controls`` is a list of selection widgets (``ToggleButtons``,
+    ``SelectionSlider``, ``Dropdown``, ...); ``render(*values)`` returns the
+    widget to show for one value of each. Every combination is rendered
+    now, into nested ``Stack``s, one level per control, and each control's
+    ``index`` is linked to its level's ``selected_index`` in the browser
+    (``jslink``). Moving a control then needs no Python: it works in the
+    static book as in a running notebook. The cost is the size of the
+    page: one picture per combination, so keep the grids small.
+    """
+
+    def __init__(self, controls, render):
+        super().__init__()
+        if not controls:
+            raise ValueError("Precomputed needs at least one control")
+        for control in controls:
+            if not hasattr(control, "options") or not control.options:
+                raise TypeError(
+                    f"{type(control).__name__} is not a selection widget "
+                    "with options: use ToggleButtons, SelectionSlider or "
+                    "Dropdown, whose options are the values to render")
+        self.controls = list(controls)
+        self.links = []
+        self.stack = self._build(render, [])
+        self.children = [*self.controls, self.stack]
+        self.add_class("nnlib-explorer")   # the page test finds them by it
+
+    def _build(self, render, chosen):
+        level = len(chosen)
+        if level == len(self.controls):
+            return render(*chosen)
+        control = self.controls[level]
+        values = _option_values(control)
+        stack = widgets.Stack(
+            [self._build(render, chosen + [v]) for v in values],
+            selected_index=control.index)
+        self.links.append(widgets.jslink((control, "index"),
+                                         (stack, "selected_index")))
+        return stack
+
+    def shown(self):
+        """The widget shown for the controls' current values."""
+        node = self.stack
+        for control in self.controls:
+            node = node.children[control.index]
+        return node
+
+
+def _option_values(control):
+    """The values of a selection widget's options, in order."""
+    return [option[1] if isinstance(option, tuple) and len(option) == 2
+            else option for option in control.options]
 
 
 # ---------------------------------------------------------------------------
@@ -55,8 +122,9 @@ def _pixel_table(a, vmin, vmax):
     grey = np.round(255 * (1 - ink)).astype(int)
 
     def cell(r, c):
-        color = ("white" if ink[r, c] > 0.4 else
-                 "#c8c8c8" if ink[r, c] == 0 else "black")
+        if ink[r, c] == 0:       # paper: most cells, styled by the CSS
+            return f"<td>{texts[r, c]}</td>"
+        color = "white" if ink[r, c] > 0.4 else "black"
         g = grey[r, c]
         return (f'<td style="background:rgb({g},{g},{g});color:{color}">'
                 f"{texts[r, c]}</td>")
@@ -66,7 +134,8 @@ def _pixel_table(a, vmin, vmax):
     css = (f"<style>.nnlib-px{width}{{border-collapse:collapse;"
            "font:8px/1 monospace;text-align:center}"
            f".nnlib-px{width} td{{width:{width}px;min-width:{width}px;"
-           "height:12px;padding:0;border:0}</style>")
+           "height:12px;padding:0;border:0;background:#fff;"
+           "color:#c8c8c8}</style>")
     return f'{css}<table class="nnlib-px{width}">{rows}</table>'
 
 
@@ -130,8 +199,44 @@ class DigitBrowser(widgets.VBox):
 
 
 def browse_digits(X, y, digit=None, index=0):
-    """A widget to look at any digit of ``X`` and the numbers it is made of."""
+    """A widget to look at any digit of ``X`` and the numbers it is made of
+    (needs a running notebook; see ``digit_gallery`` for the book)."""
     return DigitBrowser(X, y, digit, index)
+
+
+def digit_gallery(X, y, examples=4):
+    """The first ``examples`` images of each digit with their pixel values,
+    rendered in advance: pick a digit and an example, in the book too."""
+    images = plots.as_images(X)
+    labels = np.asarray(y)
+    if labels.shape != (len(images),):
+        raise ValueError(f"y must hold one label per image: got shape "
+                         f"{labels.shape} for {len(images)} images")
+    vmin, vmax = (float(v) for v in plots._intensity_range(images))
+    classes = [int(c) for c in np.unique(labels)]
+    counts = {d: int(np.sum(labels == d)) for d in classes}
+    examples = min([examples] + list(counts.values()))
+    digit = widgets.ToggleButtons(options=classes, description="digit",
+                                  style={"button_width": "32px"})
+    example = widgets.SelectionSlider(
+        options=list(range(1, examples + 1)), description="example")
+
+    def render(d, i):
+        where = int(np.flatnonzero(labels == d)[i - 1])
+        a = images[where]
+        caption = widgets.HTML(f"<b>digit {d}</b>: example {i} of "
+                               f"{counts[d]:,}, X[{where}]")
+        picture = widgets.Image(value=_png_of_array(a, vmin, vmax),
+                                format="png",
+                                layout={"margin": "0 16px 0 0"})
+        table = widgets.HTML(_pixel_table(a, vmin, vmax))
+        return widgets.VBox([caption, widgets.HBox(
+            [picture, table], layout={"align_items": "flex-start",
+                                      "flex_flow": "row wrap"})])
+
+    gallery = Precomputed([digit, example], render)
+    gallery.digit, gallery.example = digit, example
+    return gallery
 
 
 # ---------------------------------------------------------------------------
@@ -240,7 +345,12 @@ class InitScaleExplorer(widgets.VBox):
         ax.grid(False)
 
     def _redraw(self, change=None):
-        gain, activation = self.gain.value, self.activation.value
+        self.readout.value, self.image.value = self.render(
+            self.gain.value, self.activation.value)
+
+    def render(self, gain, activation):
+        """The readout (HTML) and the figure (PNG bytes) for one setting;
+        sets ``.stds``."""
         acts = self.forward(gain, activation)
         self.stds = [float(a.std()) for a in acts]
         last = acts[-1]
@@ -251,12 +361,12 @@ class InitScaleExplorer(widgets.VBox):
             health = (f"{np.mean(np.abs(last) > 0.99):.0%} of its values "
                       "saturated (|h| > 0.99)")
         weight_std = gain / np.sqrt(self.width)
-        self.readout.value = (
+        readout = (
             f"Weights ~ N(0, gain²/fan_in), std {weight_std:.3g} for "
             f"fan_in {self.width}. Input std 1 → layer 1 std "
             f"{self.stds[0]:.3g} → layer {len(acts)} std "
             f"{self.stds[-1]:.3g}; {health}.")
-        self.image.value = plots.to_png(self._figure(acts, gain, activation))
+        return readout, plots.to_png(self._figure(acts, gain, activation))
 
 
 def init_scale_explorer(X, *, rng, depth=10, width=256, gain=1.0,
@@ -268,6 +378,31 @@ def init_scale_explorer(X, *, rng, depth=10, width=256, gain=1.0,
     """
     return InitScaleExplorer(X, rng=rng, depth=depth, width=width,
                              gain=gain, activation=activation)
+
+
+GALLERY_GAINS = (0.5, 0.71, 1.0, 1.41, 2.0)
+
+
+def init_scale_gallery(X, *, rng, depth=10, width=256,
+                       gains=GALLERY_GAINS, activations=("relu", "tanh")):
+    """``init_scale_explorer`` rendered in advance for a grid of gains and
+    activations, so that its controls work in the book too."""
+    explorer = InitScaleExplorer(X, rng=rng, depth=depth, width=width,
+                                 gain=gains[0], activation=activations[0])
+    gain = widgets.SelectionSlider(
+        options=[(f"{g:.2f}", g) for g in gains], description="gain")
+    activation = widgets.ToggleButtons(options=list(activations),
+                                       description="activation")
+
+    def render(g, a):
+        readout, png = explorer.render(g, a)
+        return widgets.VBox([widgets.HTML(readout),
+                             widgets.Image(value=png, format="png")])
+
+    gallery = Precomputed([gain, activation], render)
+    explorer.close()       # its own controls were only the renderer's
+    gallery.gain, gallery.activation = gain, activation
+    return gallery
 
 
 # ---------------------------------------------------------------------------

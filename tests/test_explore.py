@@ -166,3 +166,61 @@ def test_hyperparameter_picker_reports_a_failure():
     assert not p.button.disabled
     with pytest.raises(TypeError, match="function"):
         explore.hyperparameter_picker("train")
+
+
+# ---------------------------------------------------------------------------
+# Precomputed explorers: every combination rendered, controls linked in JS
+# ---------------------------------------------------------------------------
+def test_precomputed_renders_every_combination_and_links_each_control():
+    import ipywidgets as widgets
+
+    a = widgets.ToggleButtons(options=["x", "y"])
+    b = widgets.SelectionSlider(options=[("one", 1), ("two", 2), ("3", 3)])
+    seen = []
+
+    def render(u, v):
+        seen.append((u, v))
+        return widgets.HTML(f"{u}{v}")
+
+    p = explore.Precomputed([a, b], render)
+    assert seen == [(u, v) for u in "xy" for v in (1, 2, 3)]
+    # One link from a to the outer stack, one from b to each inner stack.
+    assert len(p.links) == 1 + 2
+    assert {(link.source[0], link.source[1]) for link in p.links} == {
+        (a, "index"), (b, "index")}
+    assert p.shown().value == "x1"
+    a.index, b.index = 1, 2
+    # The links act in the browser; here we follow the indices ourselves.
+    assert p.shown().value == "y3"
+    assert "nnlib-explorer" in p._dom_classes
+
+
+def test_precomputed_refuses_a_control_without_options():
+    import ipywidgets as widgets
+
+    with pytest.raises(TypeError, match="not a selection widget"):
+        explore.Precomputed([widgets.IntSlider()], lambda v: None)
+
+
+def test_digit_gallery_shows_the_chosen_example_and_its_pixels():
+    X, y = digits()
+    g = explore.digit_gallery(X, y, examples=3)
+    g.digit.index, g.example.index = 1, 2        # the third 1: X[7]
+    caption, row = g.shown().children
+    assert "digit 1</b>: example 3 of 4, X[7]" in caption.value
+    picture, table = row.children
+    assert png(picture).startswith(PNG)
+    assert table_values(table.value) == X[7].ravel().tolist()
+
+
+def test_init_scale_gallery_matches_the_live_explorer():
+    X, _ = digits()
+    g = explore.init_scale_gallery(X, rng=np.random.default_rng(1), depth=4,
+                                   width=16, gains=(0.5, 2.0))
+    live = explore.init_scale_explorer(X, rng=np.random.default_rng(1),
+                                       depth=4, width=16, gain=2.0,
+                                       activation="tanh")
+    g.gain.index, g.activation.index = 1, 1
+    readout, picture = g.shown().children
+    assert readout.value == live.readout.value
+    assert png(picture).startswith(PNG)
