@@ -85,6 +85,12 @@ class Precomputed(widgets.VBox):
                                          (stack, "selected_index")))
         return stack
 
+    def __repr__(self):
+        names = " x ".join(c.description or type(c).__name__
+                           for c in self.controls)
+        count = int(np.prod([len(c.options) for c in self.controls]))
+        return f"Precomputed({names}: {count} outputs rendered in advance)"
+
     def shown(self):
         """The widget shown for the controls' current values."""
         node = self.stack

@@ -233,3 +233,69 @@ def test_page_renders(name, site, context):
     finally:
         page.close()
     assert not problems, f"{name}.html:\n  " + "\n  ".join(problems)
+
+
+# What an explorer (nnlib.explore.Precomputed) shows now: the sources of
+# its visible pictures and its visible text.
+SHOWN = """el => {
+    const visible = [...el.querySelectorAll('img, .widget-html-content')]
+        .filter(e => e.offsetParent !== null);
+    return visible.map(e => e.tagName === 'IMG' ? e.src.slice(-80)
+                                                : e.textContent).join('|');
+}"""
+
+
+def explorer_pages():
+    """The chapters whose stored outputs hold a precomputed explorer."""
+    pages = []
+    for name in PAGES:
+        path = ROOT / f"{name}.ipynb"
+        if path.is_file() and "nnlib-explorer" in path.read_text():
+            pages.append(name)
+    return pages
+
+
+@pytest.mark.parametrize("name", explorer_pages())
+def test_explorer_controls_switch_the_picture(name, site, context):
+    """Move each control of each precomputed explorer, as a reader would,
+    and check that what the explorer shows changed: the links between the
+    controls and the precomputed pictures work with no kernel."""
+    page, problems = open_page(context, f"{site}/{name}.html", site)
+    try:
+        page.wait_for_function(WIDGETS_RENDERED, timeout=RENDER_TIMEOUT_MS)
+        explorers = page.locator(".nnlib-explorer")
+        assert explorers.count() > 0, f"{name}: no explorer rendered"
+        for k in range(explorers.count()):
+            explorer = explorers.nth(k)
+            explorer.scroll_into_view_if_needed()
+            before = explorer.evaluate(SHOWN)
+            assert before, f"{name}: explorer {k + 1} shows nothing"
+            buttons = explorer.locator(".widget-toggle-buttons button")
+            sliders = explorer.locator(".widget-slider .noUi-handle")
+            moved = 0
+            if buttons.count() > 1:
+                buttons.nth(1).click()
+                moved += 1
+                page.wait_for_timeout(300)
+                after = explorer.evaluate(SHOWN)
+                assert after != before, (
+                    f"{name}: explorer {k + 1} did not change when its "
+                    "buttons were clicked")
+                before = after
+            for s in range(sliders.count()):
+                sliders.nth(s).focus()
+                page.keyboard.press("ArrowRight")
+                moved += 1
+                page.wait_for_timeout(300)
+                after = explorer.evaluate(SHOWN)
+                assert after != before, (
+                    f"{name}: explorer {k + 1} did not change when slider "
+                    f"{s + 1} moved")
+                before = after
+            assert moved, f"{name}: explorer {k + 1} has no control to move"
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        explorers.first.screenshot(
+            path=SCREENSHOTS / f"{Path(name).name}-explorer-moved.png")
+    finally:
+        page.close()
+    assert not problems, f"{name}.html:\n  " + "\n  ".join(problems)
