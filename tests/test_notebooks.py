@@ -58,3 +58,29 @@ def test_live_training_leaves_one_figure_and_no_widget(path):
 def test_a_chapter_trains_live():
     assert any(trains_live(cell) for path in CHAPTERS
                for cell in code_cells(path))
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_says_where_its_numbers_were_computed(path):
+    """Each chapter shows nnlib.report's note: NumPy, BLAS, kernel, threads."""
+    notes = [cell for cell in code_cells(path)
+             if "ComputedWith()" in cell.source]
+    assert len(notes) == 1, f"{path.name}: one report.ComputedWith() cell"
+    text = "".join(o.get("data", {}).get("text/plain", "")
+                   for o in notes[0].outputs)
+    assert "Computed with NumPy" in text and " kernel, " in text, text
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_every_glued_name_in_the_prose_was_glued(path):
+    """A {glue:text}`name` in a markdown cell needs a glue("name", ...) in
+    the stored outputs, or the book would show an error in its place."""
+    import re
+
+    nb = nbformat.read(path, as_version=4)
+    used = {m for cell in nb.cells if cell.cell_type == "markdown"
+            for m in re.findall(r"\{glue(?::\w+)?\}`([^`:]+)", cell.source)}
+    glued = {o.get("metadata", {}).get("scrapbook", {}).get("name")
+             for cell in nb.cells if cell.cell_type == "code"
+             for o in cell.get("outputs", [])}
+    assert used <= glued, f"{path.name}: never glued: {sorted(used - glued)}"
