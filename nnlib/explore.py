@@ -389,14 +389,19 @@ def init_scale_explorer(X, *, rng, depth=10, width=256, gain=1.0,
 GALLERY_GAINS = (0.5, 0.71, 1.0, 1.41, 2.0)
 
 
-def init_scale_gallery(X, *, rng, depth=10, width=256,
+def init_scale_gallery(X, *, rng, depth=10, width=256, gain=1.0,
                        gains=GALLERY_GAINS, activations=("relu", "tanh")):
     """``init_scale_explorer`` rendered in advance for a grid of gains and
-    activations, so that its controls work in the book too."""
+    activations, so that its controls work in the book too. It opens at
+    ``gain`` (one of ``gains``); ``.forward(gain, activation)`` runs the
+    same network at any gain."""
+    if gain not in gains:
+        raise ValueError(f"gain {gain} is not one of the gains {gains}")
     explorer = InitScaleExplorer(X, rng=rng, depth=depth, width=width,
-                                 gain=gains[0], activation=activations[0])
+                                 gain=gain, activation=activations[0])
     gain = widgets.SelectionSlider(
-        options=[(f"{g:.2f}", g) for g in gains], description="gain")
+        options=[(f"{g:.2f}", g) for g in gains], value=gain,
+        description="gain")
     activation = widgets.ToggleButtons(options=list(activations),
                                        description="activation")
 
@@ -408,6 +413,7 @@ def init_scale_gallery(X, *, rng, depth=10, width=256,
     gallery = Precomputed([gain, activation], render)
     explorer.close()       # its own controls were only the renderer's
     gallery.gain, gallery.activation = gain, activation
+    gallery.forward = explorer.forward
     return gallery
 
 

@@ -216,7 +216,7 @@ def test_digit_gallery_shows_the_chosen_example_and_its_pixels():
 def test_init_scale_gallery_matches_the_live_explorer():
     X, _ = digits()
     g = explore.init_scale_gallery(X, rng=np.random.default_rng(1), depth=4,
-                                   width=16, gains=(0.5, 2.0))
+                                   width=16, gain=0.5, gains=(0.5, 2.0))
     live = explore.init_scale_explorer(X, rng=np.random.default_rng(1),
                                        depth=4, width=16, gain=2.0,
                                        activation="tanh")
