@@ -1,9 +1,10 @@
-"""Optimisers (SGD, Adam, AdamW) and learning-rate schedules.
+"""Optimisers (SGD, AdaGrad, RMSprop, Adam, AdamW) and learning-rate
+schedules.
 
 An optimiser holds a list of ``Parameter`` objects and, on ``step()``,
 changes each ``p.data`` in place using ``p.grad``. The update rules are
 PyTorch's, written out for one parameter at a time; the names (``lr``,
-``momentum``, ``betas``, ``weight_decay``) are PyTorch's too.
+``momentum``, ``alpha``, ``betas``, ``weight_decay``) are PyTorch's too.
 
 A schedule changes ``optimizer.lr`` once per epoch. Each computes the rate
 for epoch ``e`` from a closed form, ``lr_at(e)``, rather than multiplying
@@ -83,6 +84,112 @@ class SGD(Optimizer):
                 v += g
                 g = g + self.momentum * v if self.nesterov else v
             p.data -= self.lr * g
+
+
+class Adagrad(Optimizer):
+    """AdaGrad (Duchi, Hazan & Singer, 2011), as torch.optim.Adagrad.
+
+    Each weight gets its own step size, divided by the root of the sum of
+    all its squared gradients so far. For each parameter p with gradient g,
+    at step t = 1, 2, 3, ...::
+
+        g = g + weight_decay * p                 # L2 regularisation
+        clr = lr / (1 + (t - 1) * lr_decay)
+        s = s + g**2                             # starts at
+                                                 # initial_accumulator_value
+        p = p - clr * g / (sqrt(s) + eps)
+
+    The sum only grows, so the steps only shrink: fine for a convex
+    problem, often too cautious late in training a network.
+    """
+
+    def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
+                 initial_accumulator_value=0.0, eps=1e-10):
+        super().__init__(params, lr)
+        if (lr_decay < 0 or weight_decay < 0 or eps < 0
+                or initial_accumulator_value < 0):
+            raise ValueError(
+                "lr_decay, weight_decay, initial_accumulator_value and eps "
+                f"must be >= 0, got {lr_decay}, {weight_decay}, "
+                f"{initial_accumulator_value} and {eps}")
+        self.lr_decay, self.weight_decay, self.eps = lr_decay, weight_decay, eps
+        self.initial_accumulator_value = initial_accumulator_value
+        self.sum = [np.full_like(p.data, initial_accumulator_value)
+                    for p in self.params]
+        self.t = 0
+
+    def step(self):
+        self.t += 1
+        clr = self.lr / (1 + (self.t - 1) * self.lr_decay)
+        for p, s in zip(self.params, self.sum):
+            g = p.grad
+            if self.weight_decay:
+                g = g + self.weight_decay * p.data
+            s += g * g
+            p.data -= clr * g / (np.sqrt(s) + self.eps)
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton's lecture notes, 2012), as torch.optim.RMSprop.
+
+    AdaGrad with a running mean of the squared gradient in place of the
+    sum, so that old gradients are forgotten. For each parameter p with
+    gradient g::
+
+        g = g + weight_decay * p                 # L2 regularisation
+        v = alpha * v + (1 - alpha) * g**2       # starts at 0
+        if centered:                             # subtract the squared
+            a = alpha * a + (1 - alpha) * g      # mean: a variance
+            d = sqrt(v - a**2) + eps
+        else:
+            d = sqrt(v) + eps
+        if momentum:
+            b = momentum * b + g / d             # starts at 0
+            p = p - lr * b
+        else:
+            p = p - lr * g / d
+
+    There is no bias correction: the first steps are long (the first is
+    ``lr / sqrt(1 - alpha)``, 10 lr for alpha = 0.99). Adam adds it.
+    """
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8,
+                 weight_decay=0.0, momentum=0.0, centered=False):
+        super().__init__(params, lr)
+        if not 0 <= alpha < 1:
+            raise ValueError(f"alpha must be in [0, 1), got {alpha}")
+        if eps < 0 or weight_decay < 0 or momentum < 0:
+            raise ValueError("eps, weight_decay and momentum must be >= 0, "
+                             f"got {eps}, {weight_decay} and {momentum}")
+        self.alpha, self.eps, self.weight_decay = alpha, eps, weight_decay
+        self.momentum, self.centered = momentum, centered
+        self.square_avg = self._zeros()
+        self.grad_avg = self._zeros() if centered else None
+        self.buffer = self._zeros() if momentum else None
+
+    def step(self):
+        alpha = self.alpha
+        for i, p in enumerate(self.params):
+            g = p.grad
+            if self.weight_decay:
+                g = g + self.weight_decay * p.data
+            v = self.square_avg[i]
+            v *= alpha
+            v += (1 - alpha) * g * g
+            if self.centered:
+                a = self.grad_avg[i]
+                a *= alpha
+                a += (1 - alpha) * g
+                d = np.sqrt(v - a * a) + self.eps
+            else:
+                d = np.sqrt(v) + self.eps
+            if self.momentum:
+                b = self.buffer[i]
+                b *= self.momentum
+                b += g / d
+                p.data -= self.lr * b
+            else:
+                p.data -= self.lr * g / d
 
 
 class Adam(Optimizer):

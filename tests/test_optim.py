@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from nnlib.layers import Linear, Parameter
-from nnlib.optim import (SGD, Adam, AdamOffByOne, AdamW, CosineAnnealingLR,
-                         ExponentialLR, MultiStepLR, StepLR)
+from nnlib.optim import (SGD, Adagrad, Adam, AdamOffByOne, AdamW,
+                         CosineAnnealingLR, ExponentialLR, MultiStepLR,
+                         RMSprop, StepLR)
 
 
 def scalar(value, dtype=np.float64):
@@ -57,6 +58,71 @@ def test_sgd_errors():
         SGD([], lr=0.1)
     with pytest.raises(TypeError, match="Parameter"):
         SGD([np.zeros(3)], lr=0.1)
+
+
+# -- AdaGrad and RMSprop ------------------------------------------------------
+def test_adagrad_by_hand():
+    p = scalar(1.0)
+    opt = Adagrad([p], lr=0.1)
+    # step 1, g = 2:   s = 4;      p = 1 - 0.1 * 2 / 2 = 0.9
+    # step 2, g = -1:  s = 4 + 1;  p = 0.9 + 0.1 / sqrt(5) = 0.94472136
+    assert run(opt, p, [2.0, -1.0]) == pytest.approx([0.9, 0.94472136])
+
+
+def test_adagrad_lr_decay_accumulator_and_weight_decay():
+    p = scalar(1.0)
+    opt = Adagrad([p], lr=0.1, lr_decay=0.5, weight_decay=0.5,
+                  initial_accumulator_value=5.0)
+    # step 1: g = 1 + 0.5 * 1 = 1.5;  s = 5 + 2.25 = 7.25;  clr = 0.1
+    #         p = 1 - 0.1 * 1.5 / sqrt(7.25) = 0.94429140
+    # step 2: g = 1 + 0.5 * 0.94429140 = 1.47214570;  s = 9.41721296
+    #         clr = 0.1 / (1 + 0.5) = 0.06666667
+    #         p = 0.94429140 - 0.06666667 * 1.47214570 / 3.06874778
+    #           = 0.91230993
+    assert run(opt, p, [1.0, 1.0]) == pytest.approx([0.94429140, 0.91230993])
+    assert opt.t == 2
+
+
+def test_rmsprop_by_hand():
+    p = scalar(1.0)
+    opt = RMSprop([p], lr=0.01, alpha=0.9, eps=0.0)
+    # step 1, g = 2:   v = 0.1 * 4 = 0.4;
+    #                  p = 1 - 0.01 * 2 / sqrt(0.4) = 0.96837722
+    # step 2, g = -1:  v = 0.9 * 0.4 + 0.1 * 1 = 0.46
+    #                  p = 0.96837722 + 0.01 / sqrt(0.46) = 0.98312146
+    assert run(opt, p, [2.0, -1.0]) == pytest.approx([0.96837722,
+                                                      0.98312146])
+
+
+def test_rmsprop_momentum_centered_and_weight_decay():
+    p = scalar(1.0)
+    opt = RMSprop([p], lr=0.01, alpha=0.5, eps=0.0, momentum=0.9,
+                  centered=True, weight_decay=1.0)
+    # step 1: g = 1 + 1 = 2;  v = 0.5 * 4 = 2;  a = 0.5 * 2 = 1
+    #         d = sqrt(2 - 1) = 1;  b = 2;  p = 1 - 0.01 * 2 = 0.98
+    # step 2: g = 3 + 0.98 = 3.98;  v = 1 + 0.5 * 15.8404 = 8.9202
+    #         a = 0.5 + 1.99 = 2.49;  d = sqrt(8.9202 - 6.2001) = 1.64927
+    #         b = 0.9 * 2 + 3.98 / 1.64927 = 4.21322
+    #         p = 0.98 - 0.0421322 = 0.9378678
+    assert run(opt, p, [1.0, 3.0]) == pytest.approx([0.98, 0.9378678],
+                                                    abs=1e-6)
+
+
+def test_rmsprop_first_step_is_lr_over_sqrt_one_minus_alpha():
+    # no bias correction: v = (1 - alpha) g**2, so |step| = lr / sqrt(0.01)
+    p = scalar(0.0)
+    assert run(RMSprop([p], lr=0.01), p, [3.0]) == pytest.approx([-0.1])
+
+
+def test_adagrad_and_rmsprop_errors():
+    with pytest.raises(ValueError, match="alpha"):
+        RMSprop([scalar(0.0)], alpha=1.0)
+    with pytest.raises(ValueError, match="momentum"):
+        RMSprop([scalar(0.0)], momentum=-0.1)
+    with pytest.raises(ValueError, match="lr_decay"):
+        Adagrad([scalar(0.0)], lr_decay=-1)
+    with pytest.raises(ValueError, match="learning rate"):
+        Adagrad([scalar(0.0)], lr=-1)
 
 
 # -- Adam -------------------------------------------------------------------
@@ -113,6 +179,8 @@ def test_off_by_one_adam_takes_a_smaller_first_step():
     lambda ps: SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-4),
     lambda ps: Adam(ps, weight_decay=1e-4),
     lambda ps: AdamW(ps),
+    lambda ps: Adagrad(ps, weight_decay=1e-4),
+    lambda ps: RMSprop(ps, momentum=0.9, centered=True, weight_decay=1e-4),
 ])
 def test_updates_are_in_place_and_keep_float32(make):
     layer = Linear(3, 2, rng=np.random.default_rng(0))
