@@ -40,7 +40,7 @@ from .train import Callback
 
 POINTS_PER_EPOCH = 50   # training curve points per epoch (means of steps)
 DRAW_BUDGET = 0.02      # largest share of the time spent drawing curves
-STATUS_SECONDS = 0.25   # how often the progress line is refreshed
+STATUS_SECONDS = 0.5    # how often the progress line is refreshed
 METRICS = {"loss": "loss (log scale)", "acc": "accuracy (%)"}
 
 

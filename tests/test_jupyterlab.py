@@ -48,7 +48,7 @@ view = LiveView("labcheck", every_seconds=0.3)
 # dashboard has time to redraw while the test watches it.
 class Slow(Callback):
     def on_batch_end(self, state):
-        __import__("time").sleep(0.01)
+        __import__("time").sleep(0.03)
 history = fit(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.01),
               (X, y), num_epochs=3, batch_size=64, rng=rng,
               callbacks=[view, Slow()])
