@@ -30,7 +30,8 @@ from typing import Callable
 
 import numpy as np
 
-from . import kernels
+from . import fast_kernels as fast
+from .kernels import batchnorm_eval_affine
 from .layers import (BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten,
                      Linear, MaxPool2d, Module, ReLU, Sequential, Sigmoid,
                      Tanh, sigmoid)
@@ -117,9 +118,9 @@ def _steps(layer):
     if isinstance(layer, Linear):
         w = layer.weight.data.copy()
         b = None if layer.bias is None else layer.bias.data.copy()
-        return [Step("linear", lambda x: _linear(x, w, b))]
+        return [Step("linear", lambda x: fast.linear_forward(x, w, b))]
     if isinstance(layer, (BatchNorm1d, BatchNorm2d)):
-        scale, shift = kernels.batchnorm_eval_affine(
+        scale, shift = batchnorm_eval_affine(
             layer.weight.data, layer.bias.data, layer.running_mean,
             layer.running_var, layer.eps)
         return [Step("batchnorm", lambda x: _affine(x, scale, shift),
@@ -130,7 +131,7 @@ def _steps(layer):
     if isinstance(layer, MaxPool2d):
         k, s = layer.kernel_size, layer.stride
         return [Step("max pool",
-                     lambda x: kernels.maxpool2d_forward(x, k, s)[0])]
+                     lambda x: fast.maxpool2d_forward(x, k, s)[0])]
     if isinstance(layer, Flatten):
         return [Step("flatten", lambda x: x.reshape(len(x), -1),
                      output="view")]
@@ -146,20 +147,13 @@ def _steps(layer):
 def _conv_steps(layer):
     w = layer.weight.data.copy()
     stride, padding = layer.stride, layer.padding
-    steps = [Step("convolution", lambda x: kernels.conv2d_forward(
+    steps = [Step("convolution", lambda x: fast.conv2d_forward(
         x, w, None, stride, padding)[0])]
     if layer.bias is not None:
         b = layer.bias.data.copy()
         steps.append(Step("conv bias", lambda x: _add(x, b), in_place=True,
                           monotone=True))
     return steps
-
-
-def _linear(x, w, bias):
-    out = x @ w.T                      # as Linear.forward computes it
-    if bias is not None:
-        out += bias
-    return out
 
 
 def _rows(x):
@@ -178,20 +172,15 @@ def _copy(x):
     return x.copy()
 
 
-def _channel_rows(x):
-    """_rows(x) widened (see ``kernels._widen``): long inner loops."""
-    return kernels._widen(_rows(x))
-
-
 def _add(x, b):
-    wide, r = _channel_rows(x)
-    wide += np.tile(b, r)
+    """x += b per channel, in place, as the convolution adds its bias."""
+    fast.add_per_channel(_rows(x), b)
     return x
 
 
 def _affine(x, scale, shift):
-    """x * scale + shift per channel, in two passes like BatchNorm's eval."""
-    wide, r = _channel_rows(x)
-    wide *= np.tile(scale, r)
-    wide += np.tile(shift, r)
+    """x * scale + shift per channel, in place, as BatchNorm's evaluation
+    mode computes it."""
+    rows = _rows(x)
+    fast.affine_per_channel(rows, scale, shift, out=rows)
     return x

@@ -1,4 +1,5 @@
 """fit, evaluate and predict, on small synthetic problems."""
+import math
 import re
 
 import numpy as np
@@ -191,6 +192,54 @@ def test_nan_loss_stops_with_epoch_step_and_hint(capsys):
     # the step with the bad loss did not change the weights
     for now, before in zip(weights(model), kept[-1]):
         np.testing.assert_array_equal(now, before)
+
+
+def test_an_infinite_loss_stops_training_too(capsys):
+    """Not only NaN: a loss of +inf stops training before its step."""
+    X, y = blobs(100, np.random.default_rng(5))     # 4 steps an epoch
+
+    class InfiniteAtStep3(CrossEntropyLoss):
+        calls = 0
+
+        def forward(self, logits, y):
+            loss = super().forward(logits, y)
+            self.calls += 1
+            return math.inf if self.calls == 3 else loss
+
+    model, kept = small_net(), []
+
+    class Keep(Callback):
+        def on_batch_end(self, state):
+            kept.append(weights(state.model))
+
+    history = fit(model, InfiniteAtStep3(), SGD(model.parameters(), 0.1),
+                  (X, y), num_epochs=2, batch_size=32,
+                  rng=np.random.default_rng(0), callbacks=[Keep()])
+    assert history.stop_reason == "nan"
+    assert "loss became inf at epoch 1, step 3" in history.message
+    assert history.step_loss[-1] == math.inf and len(history.steps) == 3
+    assert history.epoch == [] and len(kept) == 2
+    for now, before in zip(weights(model), kept[-1]):
+        np.testing.assert_array_equal(now, before)
+
+
+def test_fit_clears_the_gradients_before_each_step():
+    """Backward passes add to .grad (as in PyTorch), so fit calls
+    zero_grad() each step: after three steps on the same batch the
+    gradients are one batch's, not three."""
+    rng = np.random.default_rng(9)
+    X, y = blobs(32, rng)
+    model = small_net()
+    fit(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.0), (X, y),
+        num_epochs=3, batch_size=32, rng=rng)
+    after_fit = [p.grad.copy() for p in model.parameters()]
+    assert model.input_grad        # fit's setting is undone
+    model.zero_grad()
+    loss = CrossEntropyLoss()
+    loss(model.forward(X), y)
+    model.backward(loss.backward())
+    for got, p in zip(after_fit, model.parameters()):
+        np.testing.assert_allclose(got, p.grad, rtol=1e-4, atol=1e-7)
 
 
 def test_keyboard_interrupt_keeps_model_and_history(capsys):
