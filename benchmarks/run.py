@@ -292,7 +292,8 @@ def profile(args, W, torch, data, steps=30, warmup=5):
         model, opt = W.build_nnlib(name)
         loss_fn = CrossEntropyLoss()
         X = W.inputs(name, Xtr)
-        n = len(model)
+        layers = model.run_order()       # as model.forward runs them
+        n = len(layers)
         fw, bw, other = np.zeros((steps, n)), np.zeros((steps, n)), \
             np.zeros((steps, 2))
         model.input_grad = False        # as fit trains
@@ -303,7 +304,7 @@ def profile(args, W, torch, data, steps=30, warmup=5):
             xb = X[s * bs:(s + 1) * bs]
             yb = ytr[s * bs:(s + 1) * bs]
             h = xb
-            for j, layer in enumerate(model):
+            for j, layer in enumerate(layers):
                 t = time.perf_counter()
                 h = layer.forward(h)
                 fw[i, j] = time.perf_counter() - t
@@ -314,7 +315,7 @@ def profile(args, W, torch, data, steps=30, warmup=5):
             other[i, 0] = time.perf_counter() - t
             for j in reversed(range(n)):
                 t = time.perf_counter()
-                d = model[j].backward(d)
+                d = layers[j].backward(d)
                 bw[i, j] = time.perf_counter() - t
             t = time.perf_counter()
             opt.step()
@@ -326,8 +327,9 @@ def profile(args, W, torch, data, steps=30, warmup=5):
               f"split between {args.threads} threads as fit does "
               f"(median of {steps} steps, ms)\n")
         print("| layer | forward | backward |\n|---|---|---|")
-        for j, layer in enumerate(model):
-            print(f"| {j} {layer!r} | {ms(fw)[j]:.3f} | {ms(bw)[j]:.3f} |")
+        for j, layer in enumerate(layers):
+            print(f"| {model.layers.index(layer)} {layer!r} | "
+                  f"{ms(fw)[j]:.3f} | {ms(bw)[j]:.3f} |")
         print(f"| zero_grad, loss (cross-entropy) | {ms(other)[0]:.3f} | |")
         print(f"| optimizer step | {ms(other)[1]:.3f} | |")
         total = np.median(fw.sum(1) + bw.sum(1) + other.sum(1)) * 1e3

@@ -464,8 +464,16 @@ def maxpool2d_forward(x, kernel_size, stride=None):
 
 def maxpool2d_backward(dout, cache):
     """Route each window's gradient to the first pixel (in row-major
-    order) holding its maximum, as ``kernels.maxpool2d_backward``. When the
-    windows tile the input, every pixel is written once (no zeroing)."""
+    order) holding its maximum, as ``kernels.maxpool2d_backward``.
+
+    When the windows tile the input, first the scatter through a mask:
+    each output and its gradient repeated k times along the rows
+    (``np.repeat``), compared with the input a whole image row at a time.
+    If every window holds its maximum once (the count of matches is the
+    number of windows), the mask times the repeated gradient is the
+    answer. Ties (a window of zeros after a ReLU) take the exact route
+    below: cell by cell, each window's gradient to its first maximum.
+    """
     xh, out, k, stride = cache
     n, out_h, out_w, c = out.shape
     d = _nhwc(dout)
@@ -474,6 +482,8 @@ def maxpool2d_backward(dout, cache):
 
     def work(lo, hi):
         o, g, target = out[lo:hi], d[lo:hi], dx[lo:hi]
+        if tiles and _scatter_through_mask(xh[lo:hi], o, g, target, k):
+            return target
         free = np.ones(o.shape, dtype=bool)   # windows not yet routed
         hit = np.empty(o.shape, dtype=bool)
         for p in range(k):
@@ -491,6 +501,20 @@ def maxpool2d_backward(dout, cache):
 
     _each_part(work, n, xh.size)
     return dx.transpose(0, 3, 1, 2)
+
+
+def _scatter_through_mask(xh, out, d, dx, k):
+    """dx = d routed through the mask ``xh == repeated out``, for windows
+    that tile xh; False (dx untouched) if some window's maximum is tied."""
+    m, out_h, out_w, c = out.shape
+    row = out_w * k * c                         # values in one image row
+    up = np.repeat(out, k, axis=2).reshape(m, out_h, 1, row)
+    hit = xh.reshape(m, out_h, k, row) == up
+    if np.count_nonzero(hit) != out.size:       # ties (or NaN)
+        return False
+    up = np.repeat(d, k, axis=2).reshape(m, out_h, 1, row)
+    np.multiply(hit, up, out=dx.reshape(m, out_h, k, row))
+    return True
 
 
 # ---------------------------------------------------------------------------

@@ -388,8 +388,27 @@ class Sequential(Module):
     def __iter__(self):
         return iter(self.layers)
 
+    def run_order(self):
+        """The layers in the order ``forward`` runs them: as listed, except
+        that a ReLU directly followed by a MaxPool2d runs after it.
+        ``relu(maxpool(x))`` equals ``maxpool(relu(x))`` value for value
+        (both are monotone), and the ReLU then touches a quarter of the
+        values, forward and backward."""
+        order, layers = [], self.layers
+        i = 0
+        while i < len(layers):
+            if isinstance(layers[i], ReLU) and i + 1 < len(layers) \
+                    and isinstance(layers[i + 1], MaxPool2d):
+                order += [layers[i + 1], layers[i]]
+                i += 2
+            else:
+                order.append(layers[i])
+                i += 1
+        return order
+
     def forward(self, x):
-        for layer in self.layers:
+        self._ran = self.run_order()
+        for layer in self._ran:
             x = layer.forward(x)
         return x
 
@@ -406,7 +425,7 @@ class Sequential(Module):
         """Backpropagate ``dout`` through every layer, last to first; return
         the gradient with respect to the model's input (None when
         ``input_grad`` is False)."""
-        for layer in reversed(self.layers):
+        for layer in reversed(getattr(self, "_ran", None) or self.layers):
             dout = layer.backward(dout)
         return dout
 

@@ -257,3 +257,17 @@ def test_only_the_owning_thread_splits(monkeypatch):
 def test_kernel_too_large_is_a_clear_error():
     with pytest.raises(ValueError, match="does not fit"):
         F.conv2d_forward(np.zeros((1, 1, 3, 3)), np.zeros((1, 1, 5, 5)), None)
+
+
+def test_the_mask_scatter_hands_ties_to_the_exact_route():
+    x = np.zeros((1, 4, 4, 1))
+    x[0, 0, 0, 0] = 1.0                     # one window without a tie
+    out, _ = F.maxpool2d_forward(x.transpose(0, 3, 1, 2), 2)
+    o = out.transpose(0, 2, 3, 1)
+    dx = np.full_like(x, 7.0)
+    assert not F._scatter_through_mask(x, o, np.ones_like(o), dx, 2)
+    assert (dx == 7.0).all()                # untouched
+    x = np.random.default_rng(0).standard_normal((1, 4, 4, 1))
+    o = F.maxpool2d_forward(x.transpose(0, 3, 1, 2), 2)[0].transpose(0, 2, 3, 1)
+    assert F._scatter_through_mask(x, o, np.ones_like(o), dx, 2)
+    assert dx.sum() == 4 and set(np.unique(dx)) == {0.0, 1.0}

@@ -248,3 +248,14 @@ def test_load_state_dict_checks_every_array_before_copying_any():
         target.load_state_dict(state)
     for name, array in target.state_dict().items():
         np.testing.assert_array_equal(array, before[name], err_msg=name)
+
+
+def test_sequential_pools_before_a_relu_with_the_same_numbers():
+    model = small_cnn(bias=True)
+    order = model.run_order()
+    assert isinstance(order[2], L.MaxPool2d) and isinstance(order[3], L.ReLU)
+    x = x_of(4, 1, 8, 8)
+    listed = x
+    for layer in model.layers:            # ReLU, then pool, as written
+        listed = layer.forward(listed)
+    np.testing.assert_array_equal(model.forward(x), listed)
