@@ -292,6 +292,18 @@ def col2im_slabs(slabs, dxh, k, stride, out_h, out_w):
 # ---------------------------------------------------------------------------
 # Convolution and linear layers
 # ---------------------------------------------------------------------------
+CHUNK_BYTES = 1 << 21     # NOTE: 2 MB of patches, near a core's L2 cache
+
+
+def _chunks(lo, hi, image_bytes):
+    """Images lo:hi in chunks whose patch matrix (``image_bytes`` per
+    image) stays near CHUNK_BYTES: a chunk's patches are still in the
+    cache when the matrix product (or col2im) reads them back."""
+    count = max(1, -(-(hi - lo) * image_bytes // CHUNK_BYTES))
+    edges = [lo + (hi - lo) * i // count for i in range(count + 1)]
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
 def conv2d_forward(x, w, b, stride=1, padding=0):
     """``kernels.conv2d_forward``'s result, channels-last: im2col (by rows
     for 4 or more input channels, by planes for fewer), one matrix product
@@ -315,14 +327,15 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     out = np.empty((n * pix, f), x.dtype)
 
     def work(lo, hi):
-        if by_rows:
-            im2col_rows(xh, k, stride, out_h, out_w, cols, lo, hi)
-        else:
-            im2col_planes(xh, k, stride, out_h, out_w, planes, lo, hi)
-        part = out[lo * pix:hi * pix]
-        np.matmul(cols[lo * pix:hi * pix], w_mat, out=part)
-        if b is not None:
-            add_per_channel(part, b)
+        for lo, hi in _chunks(lo, hi, pix * k * k * c * x.itemsize):
+            if by_rows:
+                im2col_rows(xh, k, stride, out_h, out_w, cols, lo, hi)
+            else:
+                im2col_planes(xh, k, stride, out_h, out_w, planes, lo, hi)
+            part = out[lo * pix:hi * pix]
+            np.matmul(cols[lo * pix:hi * pix], w_mat, out=part)
+            if b is not None:
+                add_per_channel(part, b)
 
     _each_part(work, n, cols.size)
     cache = (x.shape, cols, w, stride, padding, b is not None)
@@ -350,10 +363,11 @@ def conv2d_backward(dout, cache, input_grad=True):
         dw = cols[rows].T @ d[rows]
         db = channel_sums(*widen(d[rows])) if has_bias else None
         if input_grad:
-            slabs = np.matmul(d[rows], w_cells)        # (k*k, rows, C)
-            part = dxh[lo:hi]
-            part[...] = 0
-            col2im_slabs(slabs, part, k, stride, out_h, out_w)
+            for lo, hi in _chunks(lo, hi, pix * k * k * c * d.itemsize):
+                slabs = np.matmul(d[lo * pix:hi * pix], w_cells)
+                part = dxh[lo:hi]
+                part[...] = 0
+                col2im_slabs(slabs, part, k, stride, out_h, out_w)
         return dw, db
 
     results = _each_part(work, n, cols.size)
