@@ -250,9 +250,8 @@ def predict(model, X, batch_size=256, workers=None):
     (pooling before the per-channel steps, no caches, in place).
 
     The default batch of 256 keeps a CNN's largest intermediate arrays
-    (the first layer's im2col rows) near the size of the CPU's caches:
-    measured with ``benchmarks/run.py``, batches of 1000 were about 1.4x
-    slower for the book's CNN and no faster for the MLP.
+    (the first layer's im2col rows) near the size of the CPU's caches
+    (the Speed page has the measurement).
 
     ``workers`` threads (default: as many as the BLAS library has) predict
     alternate batches at once, with BLAS on one thread each. NumPy's
@@ -298,7 +297,8 @@ def _blas_threads():
 def _in_threads(function, batches, workers):
     """``[function(b) for b in batches]``, computed by ``workers`` threads
     with BLAS on one thread each: thread w takes batches w, w + workers,
-    ... (handing them out one by one cost the MLP about 10% more)."""
+    ... (a fixed share: handing them out one by one costs a queue's
+    overhead per batch)."""
     errors = np.geterr()          # np.errstate is per thread: pass it on
 
     def work(w):
