@@ -195,12 +195,18 @@ WIDE = 512     # NOTE: longest row wanted; longer gained nothing measured
 def widen(rows):
     """``rows`` (M, C) viewed as (M/r, r*C), with r the largest power of 2
     dividing M such that r*C <= 512. Returns (view, r); a per-channel
-    vector v matches the view as ``np.tile(v, r)``."""
+    vector v matches the view as ``tiled(v, r)``."""
     m, c = rows.shape
     r = 1
     while m % (2 * r) == 0 and 2 * r * c <= WIDE:
         r *= 2
     return rows.reshape(m // r, r * c), r
+
+
+def tiled(v, r):
+    """The per-channel vector v repeated r times: ``np.tile(v, r)``,
+    with less overhead."""
+    return v[None].repeat(r, axis=0).reshape(-1)
 
 
 def channel_sums(wide, r):
@@ -218,7 +224,7 @@ def channel_dots(a, b, r):
 def add_per_channel(rows, v):
     """rows += v, per column of an (M, C) matrix (in place)."""
     wide, r = widen(rows)
-    wide += np.tile(v, r)
+    wide += tiled(v, r)
     return rows
 
 
@@ -228,8 +234,8 @@ def affine_per_channel(rows, scale, shift, out=None):
     wide, r = widen(rows)
     out = np.empty_like(rows) if out is None else out
     wide_out = out.reshape(wide.shape)
-    np.multiply(wide, np.tile(scale, r), out=wide_out)
-    wide_out += np.tile(shift, r)
+    np.multiply(wide, tiled(scale, r), out=wide_out)
+    wide_out += tiled(shift, r)
     return out
 
 
@@ -614,7 +620,7 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var,
         wide, r = widen(rows[part])
         mean = channel_sums(wide, r) / (wide.size // c)
         centred = xc[part].reshape(wide.shape)
-        np.subtract(wide, np.tile(mean, r), out=centred)
+        np.subtract(wide, tiled(mean, r), out=centred)
         return (hi - lo) * per, mean, channel_dots(centred, centred, r)
 
     bounds = _parts(n, rows.size)
@@ -679,9 +685,9 @@ def batchnorm_backward(dout, cache):
         part = slice(lo * per, hi * per)
         wide, r = widen(d[part])
         target = dx[part].reshape(wide.shape)
-        np.multiply(wide, np.tile(a, r), out=target)
-        target += xc[part].reshape(wide.shape) * np.tile(k1, r)
-        target += np.tile(shifts[lo, hi], r)
+        np.multiply(wide, tiled(a, r), out=target)
+        target += xc[part].reshape(wide.shape) * tiled(k1, r)
+        target += tiled(shifts[lo, hi], r)
 
     _run(grad, bounds)
     return _like(dx, shape), dgamma, dbeta
