@@ -73,7 +73,7 @@ class BatchSplit:
     """
 
     # NOTE: below this many values, waking a helper costs more than it saves
-    MIN_SIZE = 32768
+    MIN_SIZE = 65536
 
     def __init__(self, threads):
         self.threads = int(threads)
