@@ -70,6 +70,7 @@ class BatchSplit:
     not depend on which thread finishes first; they do depend on the
     number of parts, as BLAS's do on its thread count. ``threads=1`` (or a
     batch too small to split) computes everything on the calling thread.
+    Inside another BatchSplit, one does nothing.
     """
 
     # NOTE: below this many values, waking a helper costs more than it saves
@@ -84,9 +85,10 @@ class BatchSplit:
 
     def __enter__(self):
         global _split
-        if _split is not None:
-            raise RuntimeError("BatchSplit is already active")
         self.owner = threading.get_ident()
+        if _split is not None:          # nested: the outer split goes on
+            return self
+        self._errors = np.geterr()      # np.errstate is per thread: pass it on
         if self.threads > 1:
             from threadpoolctl import ThreadpoolController
             self._blas = ThreadpoolController().select(user_api="blas")
@@ -118,8 +120,7 @@ class BatchSplit:
         return False
 
     def _serve(self, tasks):
-        errors = np.geterr()
-        with np.errstate(**errors):
+        with np.errstate(**self._errors):
             while True:
                 task = tasks.get()
                 if task is None:

@@ -271,3 +271,20 @@ def test_the_mask_scatter_hands_ties_to_the_exact_route():
     o = F.maxpool2d_forward(x.transpose(0, 3, 1, 2), 2)[0].transpose(0, 2, 3, 1)
     assert F._scatter_through_mask(x, o, np.ones_like(o), dx, 2)
     assert dx.sum() == 4 and set(np.unique(dx)) == {0.0, 1.0}
+
+
+def test_a_nested_split_leaves_the_outer_one_in_charge(monkeypatch):
+    monkeypatch.setattr(F.BatchSplit, "MIN_SIZE", 0)
+    with F.BatchSplit(2) as outer:
+        with F.BatchSplit(3):
+            assert F._split is outer and len(F._parts(9, 100)) == 2
+        assert F._split is outer
+    assert F._split is None
+
+
+def test_helpers_keep_the_callers_errstate():
+    with np.errstate(divide="raise"):
+        with F.BatchSplit(2) as split:
+            with pytest.raises(FloatingPointError):
+                split.run(lambda lo, hi: np.float64(lo) / np.float64(0.0)
+                          if lo else None, [(0, 1), (1, 2)])
