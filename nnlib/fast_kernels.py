@@ -592,6 +592,17 @@ def relu_backward(dout, mask):
 # ---------------------------------------------------------------------------
 # Batch normalisation, its statistics combined between the parts
 # ---------------------------------------------------------------------------
+def _row_slices(wide):
+    """Slices of a widened matrix's rows, about BN_CHUNK_BYTES each: the
+    several passes of BatchNorm over one slice find it still in the
+    core's cache."""
+    step = max(1, BN_CHUNK_BYTES // (wide.shape[1] * wide.itemsize))
+    return [slice(i, i + step) for i in range(0, len(wide), step)]
+
+
+BN_CHUNK_BYTES = 1 << 18   # NOTE: 256 KB; three such arrays fit in L2
+
+
 def batchnorm_forward(x, gamma, beta, running_mean, running_var,
                       momentum=0.1, eps=1e-5, training=True):
     """``kernels.batchnorm_forward``'s result, on widened rows, per part.
@@ -601,10 +612,10 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var,
     parts' means and sums of squares then combine exactly (Chan et al.'s
     parallel variance: M2 = sum M2_i + sum n_i (mean_i - mean)^2). The
     output, ``(x - mean_i) * a + (beta + (mean_i - mean) * a)`` with
-    ``a = gamma / sqrt(var + eps)``, is one multiply-add per value.
+    ``a = gamma / sqrt(var + eps)``, is one multiply and one add per
+    value. The passes after the first run slice by slice (``_row_slices``).
     """
-    rows = as_rows(x) if x.ndim == 2 else as_rows(_nhwc(x).transpose(
-        0, 3, 1, 2))
+    rows = x if x.ndim == 2 else _nhwc(x).reshape(-1, x.shape[1])
     m, c = rows.shape
     out = np.empty_like(rows)
     if not training:
@@ -621,8 +632,11 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var,
         wide, r = widen(rows[part])
         mean = channel_sums(wide, r) / (wide.size // c)
         centred = xc[part].reshape(wide.shape)
-        np.subtract(wide, tiled(mean, r), out=centred)
-        return (hi - lo) * per, mean, channel_dots(centred, centred, r)
+        minus_mean, m2 = -tiled(mean, r), 0
+        for s in _row_slices(wide):
+            np.add(wide[s], minus_mean, out=centred[s])
+            m2 = m2 + np.einsum("ij,ij->j", centred[s], centred[s])
+        return (hi - lo) * per, mean, m2.reshape(r, -1).sum(axis=0)
 
     bounds = _parts(n, rows.size)
     parts = _run(stats, bounds)
@@ -636,7 +650,12 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var,
 
     def normalise(lo, hi):
         part = slice(lo * per, hi * per)
-        affine_per_channel(xc[part], a, shifts[lo, hi], out=out[part])
+        wide, r = widen(xc[part])
+        target = out[part].reshape(wide.shape)
+        scale, shift = tiled(a, r), tiled(shifts[lo, hi], r)
+        for s in _row_slices(wide):
+            np.multiply(wide[s], scale, out=target[s])
+            target[s] += shift
 
     _run(normalise, bounds)
     running_mean *= 1 - momentum
@@ -655,23 +674,30 @@ def batchnorm_backward(dout, cache):
       dbeta  = sum_i sum(dy_i)
       dgamma = inv_std * sum_i (sum(dy_i * xc_i) + o_i * sum(dy_i))
       dx     = a * dy + k1 * (xc_i + o_i) + k2,
-               k1 = -a * inv_std * dgamma / M,  k2 = -a * dbeta / M.
+               k1 = -a * inv_std * dgamma / M,  k2 = -a * dbeta / M,
+
+    each pass slice by slice.
     """
     if cache is None:
         raise RuntimeError("batchnorm_backward needs a forward pass in "
                            "training mode; call model.train() first")
     shape, xc, offsets, bounds, inv_std, gamma = cache
     n = shape[0]
-    d = as_rows(dout) if len(shape) == 2 else _nhwc(dout).reshape(xc.shape)
+    d = dout if len(shape) == 2 else _nhwc(dout).reshape(xc.shape)
     m, c = xc.shape
     per = m // n
-    dx = np.empty_like(xc)
+    dx = np.empty(xc.shape, np.result_type(d, xc))
 
     def sums(lo, hi):
         part = slice(lo * per, hi * per)
         wide, r = widen(d[part])
-        return channel_sums(wide, r), \
-            channel_dots(wide, xc[part].reshape(wide.shape), r)
+        centred = xc[part].reshape(wide.shape)
+        total = dots = 0
+        for s in _row_slices(wide):
+            total = total + wide[s].sum(axis=0)
+            dots = dots + np.einsum("ij,ij->j", wide[s], centred[s])
+        return total.reshape(r, -1).sum(axis=0), \
+            dots.reshape(r, -1).sum(axis=0)
 
     parts = _run(sums, bounds)          # the forward pass's parts
     dbeta = sum(s for s, _ in parts)
@@ -679,16 +705,18 @@ def batchnorm_backward(dout, cache):
     a = gamma * inv_std
     k1 = -a * inv_std * dgamma / m
     k2 = -a * dbeta / m
-
     shifts = {b: k2 + k1 * o for b, o in zip(bounds, offsets)}
 
     def grad(lo, hi):
         part = slice(lo * per, hi * per)
         wide, r = widen(d[part])
+        centred = xc[part].reshape(wide.shape)
         target = dx[part].reshape(wide.shape)
-        np.multiply(wide, tiled(a, r), out=target)
-        target += xc[part].reshape(wide.shape) * tiled(k1, r)
-        target += tiled(shifts[lo, hi], r)
+        scale, k1_r, shift = tiled(a, r), tiled(k1, r), tiled(shifts[lo, hi], r)
+        for s in _row_slices(wide):
+            np.multiply(wide[s], scale, out=target[s])
+            target[s] += centred[s] * k1_r
+            target[s] += shift
 
     _run(grad, bounds)
     return _like(dx, shape), dgamma, dbeta
