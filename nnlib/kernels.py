@@ -133,7 +133,7 @@ def conv2d_backward(dout, cache):
     x_shape, cols, w, stride, padding = cache
     f, _, k, _ = w.shape
     dy_mat = dout.transpose(0, 2, 3, 1).reshape(-1, f)    # (N*H'*W', F)
-    dw = (dy_mat.T @ cols).reshape(w.shape)               # (F, C, k, k)
+    dw = (cols.T @ dy_mat).T.reshape(w.shape)             # (F, C, k, k)
     db = dy_mat.sum(axis=0)                               # (F,)
     dcols = dy_mat @ w.reshape(f, -1)                     # (N*H'*W', C*k*k)
     dx = col2im(dcols, x_shape, k, stride, padding)
