@@ -299,13 +299,13 @@ def col2im_slabs(slabs, dxh, k, stride, out_h, out_w):
 # ---------------------------------------------------------------------------
 # Convolution and linear layers
 # ---------------------------------------------------------------------------
-CHUNK_BYTES = 1 << 21     # NOTE: 2 MB of patches, near a core's L2 cache
+CHUNK_BYTES = 1 << 21     # NOTE: 2 MB of slabs, near a core's L2 cache
 
 
 def _chunks(lo, hi, image_bytes):
-    """Images lo:hi in chunks whose patch matrix (``image_bytes`` per
-    image) stays near CHUNK_BYTES: a chunk's patches are still in the
-    cache when the matrix product (or col2im) reads them back."""
+    """Images lo:hi in chunks whose patch gradients (``image_bytes`` per
+    image) stay near CHUNK_BYTES: a chunk's slabs are still in the cache
+    when col2im adds them back."""
     count = max(1, -(-(hi - lo) * image_bytes // CHUNK_BYTES))
     edges = [lo + (hi - lo) * i // count for i in range(count + 1)]
     return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
@@ -334,15 +334,14 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     out = np.empty((n * pix, f), x.dtype)
 
     def work(lo, hi):
-        for lo, hi in _chunks(lo, hi, pix * k * k * c * x.itemsize):
-            if by_rows:
-                im2col_rows(xh, k, stride, out_h, out_w, cols, lo, hi)
-            else:
-                im2col_planes(xh, k, stride, out_h, out_w, planes, lo, hi)
-            part = out[lo * pix:hi * pix]
-            np.matmul(cols[lo * pix:hi * pix], w_mat, out=part)
-            if b is not None:
-                add_per_channel(part, b)
+        if by_rows:
+            im2col_rows(xh, k, stride, out_h, out_w, cols, lo, hi)
+        else:
+            im2col_planes(xh, k, stride, out_h, out_w, planes, lo, hi)
+        part = out[lo * pix:hi * pix]
+        np.matmul(cols[lo * pix:hi * pix], w_mat, out=part)
+        if b is not None:
+            add_per_channel(part, b)
 
     _each_part(work, n, cols.size)
     cache = (x.shape, cols, w, stride, padding, b is not None)
