@@ -60,9 +60,10 @@ _split = None          # the active BatchSplit, if any
 
 class BatchSplit:
     """``with BatchSplit(threads):`` makes the kernels of this module split
-    each batch into ``threads`` parts of consecutive examples, computed at
-    once by the calling thread and ``threads - 1`` helper threads, with the
-    BLAS library on one thread each (restored on exit). Only the thread
+    their work into ``threads`` parts (consecutive examples of the batch;
+    for a linear layer, blocks of features), computed at once by the
+    calling thread and ``threads - 1`` helper threads, with the BLAS
+    library on one thread each (restored on exit). Only the thread
     that entered it splits its work; others (``predict``'s workers)
     compute whole batches.
 
@@ -396,35 +397,39 @@ def conv2d_backward(dout, cache, input_grad=True):
 
 
 def linear_forward(x, w, b):
-    """x @ w.T + b for x (N, in), w (out, in), per part of the batch."""
+    """x @ w.T + b for x (N, in), w (out, in). Split between threads by
+    output features, not by examples: each part is a whole column block
+    of the product, so no part's sums are cut in two."""
     out = np.empty((len(x), len(w)), np.result_type(x, w))
 
     def work(lo, hi):
-        np.matmul(x[lo:hi], w.T, out=out[lo:hi])
+        np.matmul(x, w[lo:hi].T, out=out[:, lo:hi])
         if b is not None:
-            out[lo:hi] += b
+            out[:, lo:hi] += b[lo:hi]
 
-    _each_part(work, len(x), x.size + out.size)
+    _each_part(work, len(w), x.size + out.size)
     return out
 
 
 def linear_backward(dout, x, w, input_grad=True, bias=True):
     """(dx, dw, db) of ``linear_forward``; dx is None without
-    ``input_grad``, db without ``bias``."""
-    dx = np.empty(x.shape, np.result_type(dout, w)) if input_grad else None
+    ``input_grad``, db without ``bias``. Split by features too: dw and db
+    by output features, dx by input features."""
+    dw = np.empty(w.shape, np.result_type(dout, x))
+    db = dout.sum(axis=0) if bias else None
 
-    def work(lo, hi):
-        if input_grad:
-            np.matmul(dout[lo:hi], w, out=dx[lo:hi])
-        return dout[lo:hi].T @ x[lo:hi], \
-            dout[lo:hi].sum(axis=0) if bias else None
+    def weight_grad(lo, hi):
+        np.matmul(dout[:, lo:hi].T, x, out=dw[lo:hi])
 
-    results = _each_part(work, len(x), x.size + dout.size)
-    dw, db = results[0]
-    for other_dw, other_db in results[1:]:
-        dw += other_dw
-        if bias:
-            db += other_db
+    _each_part(weight_grad, len(w), w.size + dout.size)
+    dx = None
+    if input_grad:
+        dx = np.empty(x.shape, np.result_type(dout, w))
+
+        def input_grad_part(lo, hi):
+            np.matmul(dout, w[:, lo:hi], out=dx[:, lo:hi])
+
+        _each_part(input_grad_part, w.shape[1], x.size + dout.size)
     return dx, dw, db
 
 
