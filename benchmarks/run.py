@@ -187,7 +187,7 @@ def naive_speedup(W, repeats=3, batch=8):
     """Seconds per batch of ``batch`` images for the naive loop convolution
     and the im2col path, for the CNN's two convolutions (float32)."""
     import numpy as np
-    from nnlib import kernels
+    from nnlib import fast_kernels, kernels
     rng = np.random.default_rng(1)
     out = []
     for label, c, f, size in (("conv 1→16 5x5 on 28x28", 1, 16, 28),
@@ -197,7 +197,7 @@ def naive_speedup(W, repeats=3, batch=8):
         b = np.zeros(f, np.float32)
         times = {}
         for fn, n in ((kernels.conv2d_forward_naive, repeats),
-                      (kernels.conv2d_forward, 10 * repeats)):
+                      (fast_kernels.conv2d_forward, 10 * repeats)):
             best = np.inf
             for _ in range(n):
                 start = time.perf_counter()
@@ -281,6 +281,7 @@ def peak_memory(args, name, bs, lib):
 def profile(args, W, torch, data, steps=30, warmup=5):
     """Median per-layer forward and backward times of one training step."""
     import numpy as np
+    from nnlib.fast_kernels import BatchSplit
     from nnlib.losses import CrossEntropyLoss
     Xtr, ytr, *_ = data
     bs = args.batch_sizes[0]
@@ -291,38 +292,45 @@ def profile(args, W, torch, data, steps=30, warmup=5):
         model, opt = W.build_nnlib(name)
         loss_fn = CrossEntropyLoss()
         X = W.inputs(name, Xtr)
-        n = len(model)
+        layers = model.run_order()       # as model.forward runs them
+        n = len(layers)
         fw, bw, other = np.zeros((steps, n)), np.zeros((steps, n)), \
             np.zeros((steps, 2))
+        model.input_grad = False        # as fit trains
+        split = BatchSplit(args.threads)
+        split.__enter__()
         for s in range(warmup + steps):
             i = s - warmup
             xb = X[s * bs:(s + 1) * bs]
             yb = ytr[s * bs:(s + 1) * bs]
             h = xb
-            for j, layer in enumerate(model):
+            for j, layer in enumerate(layers):
                 t = time.perf_counter()
                 h = layer.forward(h)
                 fw[i, j] = time.perf_counter() - t
             t = time.perf_counter()
+            opt.zero_grad()
             loss_fn.forward(h, yb)
             d = loss_fn.backward()
             other[i, 0] = time.perf_counter() - t
             for j in reversed(range(n)):
                 t = time.perf_counter()
-                # the first layer skips its input gradient, as fit does
-                d = model[j].backward(d, input_grad=False) if j == 0 \
-                    else model[j].backward(d)
+                d = layers[j].backward(d)
                 bw[i, j] = time.perf_counter() - t
             t = time.perf_counter()
             opt.step()
             other[i, 1] = time.perf_counter() - t
+        split.__exit__(None, None, None)
+        model.input_grad = True
         ms = lambda a: np.median(a, axis=0) * 1e3
-        print(f"\n### nnlib {name.upper()}, one training step, batch {bs} "
+        print(f"\n### nnlib {name.upper()}, one training step, batch {bs}, "
+              f"split between {args.threads} threads as fit does "
               f"(median of {steps} steps, ms)\n")
         print("| layer | forward | backward |\n|---|---|---|")
-        for j, layer in enumerate(model):
-            print(f"| {j} {layer!r} | {ms(fw)[j]:.3f} | {ms(bw)[j]:.3f} |")
-        print(f"| loss (cross-entropy) | {ms(other)[0]:.3f} | |")
+        for j, layer in enumerate(layers):
+            print(f"| {model.layers.index(layer)} {layer!r} | "
+                  f"{ms(fw)[j]:.3f} | {ms(bw)[j]:.3f} |")
+        print(f"| zero_grad, loss (cross-entropy) | {ms(other)[0]:.3f} | |")
         print(f"| optimizer step | {ms(other)[1]:.3f} | |")
         total = np.median(fw.sum(1) + bw.sum(1) + other.sum(1)) * 1e3
         print(f"| **whole step** | {total:.2f} | |")

@@ -3,7 +3,10 @@
 Where each idea lives:
 
 - ``data``: MNIST (sources, checksums, cache, IDX files), splits, batches
-- ``kernels``: im2col convolution, pooling, BatchNorm, each with a naive reference
+- ``kernels``: im2col convolution, pooling, BatchNorm as chapter 4 writes
+  them, each with a naive loop reference
+- ``fast_kernels``: the same numbers with speed tricks, named one by one
+  (what the layers call)
 - ``layers``: Linear, Conv2d, MaxPool2d, BatchNorm, activations, Sequential
 - ``init``: N(0,1), scaled uniform, Xavier/Glorot, He/Kaiming
 - ``losses``: softmax cross-entropy; ``optim``: SGD, Adam, AdamW, schedules

@@ -270,7 +270,7 @@ def conv2d(x, w, b=None, stride=1, padding=0):
         padding)
 
     def vjp(g, cache):
-        dx, dw, db = kernels.conv2d_backward(g, cache, x.requires_grad)
+        dx, dw, db = kernels.conv2d_backward(g, cache)
         return (dx, dw) if b is None else (dx, dw, db)
     return record(out, "conv2d", parents, vjp, (cache,))
 

@@ -102,6 +102,7 @@ def check_layer(layer, x, *, rng, h=1e-5, num_checks=None, verbose=True):
         _require_float64(p.data, f"{layer!r}.{name}")
     out = layer.forward(x)
     dout = rng.standard_normal(out.shape)
+    layer.zero_grad()                 # backward adds to the gradients
     analytic = {"dx": layer.backward(dout)}
     analytic.update((name, p.grad.copy()) for name, p in params)
 
@@ -130,7 +131,7 @@ def check_model(model, loss_fn, X, y, *, rng=None, h=1e-5, num_checks=None,
     for name, p in params:
         _require_float64(p.data, f"parameter {name}")
     loss_fn(model.forward(X), y)
-    model.zero_grad()
+    model.zero_grad()                 # backward adds to the gradients
     model.backward(loss_fn.backward())
     analytic = {name: p.grad.copy() for name, p in params}
 

@@ -26,36 +26,44 @@ exactly, and that the caller's input array is never written to.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Callable
 
 import numpy as np
 
-from . import kernels
+from . import fast_kernels as fast
+from .kernels import batchnorm_eval_affine
 from .layers import (BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten,
                      Linear, MaxPool2d, Module, ReLU, Sequential, Sigmoid,
                      Tanh, sigmoid)
+
+
+class Output(Enum):
+    """What a step's ``run(x)`` returns."""
+    NEW = "an array no one else holds"
+    VIEW = "x itself, or a view of it"
+    UNKNOWN = "a layer's own forward: anything"
 
 
 @dataclass
 class Step:
     """One operation of the compiled forward pass.
 
-    ``run(x)`` returns the output, which is ``"new"`` (an array no one else
-    holds), ``"view"`` (x itself or a view of it) or ``"unknown"``.
     ``in_place`` steps write into x and return it, so the runner first
     copies an array it does not own (the caller's batch). ``monotone``
-    steps act on each value alone and never decrease, so a max pool may be
-    moved in front of them.
+    steps act on each value alone and never decrease, so a max pool
+    (``is_pool``) may be moved in front of them.
     """
     name: str
     run: Callable
-    output: str = "new"
+    output: Output = Output.NEW
     in_place: bool = False
     monotone: bool = False
+    is_pool: bool = False
 
     def __post_init__(self):
         if self.in_place:
-            self.output = "view"
+            self.output = Output.VIEW
 
 
 def compile_forward(model: Module) -> "CompiledForward":
@@ -79,7 +87,7 @@ class CompiledForward:
 
     def __init__(self, steps):
         self.steps = steps
-        self.thread_safe = all(s.output != "unknown" for s in steps)
+        self.thread_safe = all(s.output is not Output.UNKNOWN for s in steps)
 
     def __call__(self, x):
         owned = False               # may the steps write into x?
@@ -87,8 +95,8 @@ class CompiledForward:
             if step.in_place and not (owned and _rows(x) is not None):
                 x, owned = _copy(x), True
             x = step.run(x)
-            if step.output != "view":
-                owned = step.output == "new"
+            if step.output is not Output.VIEW:
+                owned = step.output is Output.NEW
         return x
 
     def __repr__(self):
@@ -100,7 +108,7 @@ def _pool_early(steps):
     """Move each max pool in front of the monotone steps just before it."""
     steps = list(steps)
     for i, step in enumerate(steps):
-        if step.name == "max pool":
+        if step.is_pool:
             j = i
             while j > 0 and steps[j - 1].monotone:
                 j -= 1
@@ -117,9 +125,9 @@ def _steps(layer):
     if isinstance(layer, Linear):
         w = layer.weight.data.copy()
         b = None if layer.bias is None else layer.bias.data.copy()
-        return [Step("linear", lambda x: _linear(x, w, b))]
+        return [Step("linear", lambda x: fast.linear_forward(x, w, b))]
     if isinstance(layer, (BatchNorm1d, BatchNorm2d)):
-        scale, shift = kernels.batchnorm_eval_affine(
+        scale, shift = batchnorm_eval_affine(
             layer.weight.data, layer.bias.data, layer.running_mean,
             layer.running_var, layer.eps)
         return [Step("batchnorm", lambda x: _affine(x, scale, shift),
@@ -129,37 +137,31 @@ def _steps(layer):
                      in_place=True, monotone=True)]
     if isinstance(layer, MaxPool2d):
         k, s = layer.kernel_size, layer.stride
-        return [Step("max pool",
-                     lambda x: kernels.maxpool2d_forward(x, k, s)[0])]
+        return [Step("max pool", lambda x: fast.maxpool2d_forward(x, k, s)[0],
+                     is_pool=True)]
     if isinstance(layer, Flatten):
         return [Step("flatten", lambda x: x.reshape(len(x), -1),
-                     output="view")]
+                     output=Output.VIEW)]
     if isinstance(layer, Tanh):
         return [Step("tanh", np.tanh)]
     if isinstance(layer, Sigmoid):
         return [Step("sigmoid", sigmoid)]
     if isinstance(layer, Dropout):
         return []                       # the identity in evaluation mode
-    return [Step(f"forward of {layer!r}", layer.forward, output="unknown")]
+    return [Step(f"forward of {layer!r}", layer.forward,
+                 output=Output.UNKNOWN)]
 
 
 def _conv_steps(layer):
     w = layer.weight.data.copy()
     stride, padding = layer.stride, layer.padding
-    steps = [Step("convolution", lambda x: kernels.conv2d_forward(
+    steps = [Step("convolution", lambda x: fast.conv2d_forward(
         x, w, None, stride, padding)[0])]
     if layer.bias is not None:
         b = layer.bias.data.copy()
         steps.append(Step("conv bias", lambda x: _add(x, b), in_place=True,
                           monotone=True))
     return steps
-
-
-def _linear(x, w, bias):
-    out = x @ w.T                      # as Linear.forward computes it
-    if bias is not None:
-        out += bias
-    return out
 
 
 def _rows(x):
@@ -178,20 +180,15 @@ def _copy(x):
     return x.copy()
 
 
-def _channel_rows(x):
-    """_rows(x) widened (see ``kernels._widen``): long inner loops."""
-    return kernels._widen(_rows(x))
-
-
 def _add(x, b):
-    wide, r = _channel_rows(x)
-    wide += np.tile(b, r)
+    """x += b per channel, in place, as the convolution adds its bias."""
+    fast.add_per_channel(_rows(x), b)
     return x
 
 
 def _affine(x, scale, shift):
-    """x * scale + shift per channel, in two passes like BatchNorm's eval."""
-    wide, r = _channel_rows(x)
-    wide *= np.tile(scale, r)
-    wide += np.tile(shift, r)
+    """x * scale + shift per channel, in place, as BatchNorm's evaluation
+    mode computes it."""
+    rows = _rows(x)
+    fast.affine_per_channel(rows, scale, shift, out=rows)
     return x

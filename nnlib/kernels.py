@@ -1,21 +1,26 @@
-"""The compute kernels: convolution, max pooling and batch normalisation.
+"""The compute kernels as chapter 4 writes them: convolution by im2col, max
+pooling, batch normalisation.
 
-Pure functions, each ``*_forward`` returning ``(out, cache)`` and each
-``*_backward`` taking ``(dout, cache)``. Every fast kernel has a naive
-reference beside it (``*_naive``) written with plain loops over output
-positions: the loops explain, the fast versions run, and the tests prove
-that they agree.
+Pure functions: each ``*_forward`` returns ``(out, cache)`` and each
+``*_backward`` takes ``(dout, cache)``. Three versions of each idea live in
+the library, and the tests prove that they agree:
 
-Layout. Arguments and results have PyTorch's shape (N, C, H, W). The fast
-kernels keep 4-D activations *channels-last in memory* (bytes ordered
-N, H, W, C) and hand them back as (N, C, H, W) views, like PyTorch's
-``channels_last`` memory format. With channels last, a convolution is one
-matrix product whose result already has the layout the next layer wants,
-and BatchNorm's per-channel statistics are reductions over the rows of an
-(N*H*W, C) matrix, with no transposed copies in between.
+- ``*_naive``: the definition, with plain loops over output positions. It
+  explains and it is the reference; it is far too slow to train with.
+- the kernels in this module: the chapter's code (im2col plus one matrix
+  product, the k*k shifted slices, BatchNorm on the (pixels, channels)
+  matrix), with stride and padding added. Read these first.
+- ``nnlib.fast_kernels``: the same numbers computed with speed tricks
+  (memory layouts chosen per shape, widened views, half the batch per
+  core). The layers call those.
+
+Arguments and results have PyTorch's shape (N, C, H, W). A convolution's
+matrix product gives one row of F channels per output pixel, so its output
+is handed back as an (N, F, H', W') *view* of (N, H', W', F) memory:
+channels last, as PyTorch's ``channels_last`` memory format (chapter 4,
+"Aside: channels last in memory").
 """
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = [
     "im2col", "col2im", "conv_output_size",
@@ -25,10 +30,12 @@ __all__ = [
     "maxpool2d_forward_naive", "maxpool2d_backward_naive",
     "batchnorm_forward", "batchnorm_backward", "batchnorm_eval_affine",
     "batchnorm_forward_naive", "batchnorm_backward_naive",
+    "as_rows",
 ]
 
 
 def conv_output_size(size, kernel_size, stride=1, padding=0):
+    """H' = floor((H + 2P - k) / s) + 1, or an error if the kernel does not fit."""
     out = (size + 2 * padding - kernel_size) // stride + 1
     if out < 1:
         raise ValueError(f"a {kernel_size}x{kernel_size} kernel with padding "
@@ -36,160 +43,111 @@ def conv_output_size(size, kernel_size, stride=1, padding=0):
     return out
 
 
-def _nhwc(x):
-    """An (N, C, H, W) array as an (N, H, W, C) one: free if channels-last."""
-    return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-
-
-# Per-channel work on an (M, C) matrix with few channels (C = 16) is slow in
-# NumPy when written directly: a broadcast like ``rows - mean`` runs an
-# inner loop only C elements long. Viewing the same memory as wide rows of
-# r pixels, (M/r, r*C), and tiling the per-channel vector r times, gives
-# loops hundreds of elements long: 4-10x faster, same numbers.
-def _widen(rows):
-    """``rows`` (M, C) as (M/r, r*C), with r the largest of 1, 2, 4, ...
-    that divides M while r*C stays at most 512."""
-    m, c = rows.shape
-    r = 1
-    while m % (2 * r) == 0 and 2 * r * c <= 512:
-        r *= 2
-    return rows.reshape(m // r, r * c), r
-
-
-def _colsum(wide, r):
-    """Per-channel sums of a widened matrix: column sums, then folding the
-    r pixel groups together.
-
-    On the wide view, ``sum(axis=0)`` adds whole 512-long rows at a time,
-    as fast as a matrix-vector product with ones, and it stays on this
-    thread: a BLAS call this small wakes BLAS's second thread, and on a
-    busy machine waiting for it cost milliseconds.
-    """
-    return wide.sum(axis=0).reshape(r, -1).sum(axis=0)
-
-
-def _coldot(a, b, r):
-    """Per-channel sums of ``a * b`` (both widened the same way). einsum
-    multiplies and adds in one pass, without an (M, C) temporary."""
-    return np.einsum("ij,ij->j", a, b).reshape(r, -1).sum(axis=0)
+def _pad(x, padding):
+    """x (N, C, H, W) with ``padding`` rows and columns of zeros around."""
+    if not padding:
+        return x
+    p = padding
+    return np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
 
 
 # ---------------------------------------------------------------------------
-# im2col / col2im
+# im2col / col2im (chapter 4, "im2col: the convolution as one matrix product")
 # ---------------------------------------------------------------------------
-def _windows(xp, kh, kw, stride, out_h, out_w):
-    """The kh*kw strided views of a padded NHWC input, one per kernel offset.
-
-    ``xp[:, i:i + stride*out_h:stride, j:j + stride*out_w:stride, :]`` holds,
-    for every output position, the input pixel under kernel cell (i, j).
-    The loops run over the kernel's cells (25 for 5x5), never over output
-    positions.
-    """
-    for i in range(kh):
-        for j in range(kw):
-            yield i, j, xp[:, i:i + stride * out_h:stride,
-                           j:j + stride * out_w:stride, :]
-
-
 def im2col(x, kernel_size, stride=1, padding=0):
-    """Unfold every kh x kw patch of ``x`` (N, C, H, W) into a row.
+    """Patches as rows: (N, C, H, W) -> (N*H'*W', C*k*k).
 
-    Returns ``cols`` of shape (N*OH*OW, kh*kw*C): row ``(n, oh, ow)`` is the
-    patch under the kernel at that output position, flattened in
-    (kernel row, kernel column, channel) order. A convolution is then one
-    matrix product, ``cols @ W.reshape(...)``.
+    Row (n, i, j) holds the patch under the kernel at output position
+    (i, j) of image n, flattened in (channel, kernel row, kernel column)
+    order, like ``W.reshape(F, -1)``: the convolution is then
+    ``im2col(x, k) @ W.reshape(F, -1).T``.
+
+    The loops run over the k*k cells of the kernel, never over output
+    positions: under cell (p, q), the pixels of all output positions form
+    one strided slice of the (padded) input.
     """
     n, c, h, w = x.shape
-    k = kernel_size
-    oh = conv_output_size(h, k, stride, padding)
-    ow = conv_output_size(w, k, stride, padding)
-    xp = _nhwc(x)
-    if padding:
-        xp = np.pad(xp, ((0, 0), (padding, padding), (padding, padding),
-                         (0, 0)))
-    # A strided view, no copy: patches[n, i, j, c, p, q] = xp[n, i+p, j+q, c]
-    patches = sliding_window_view(xp, (k, k), axis=(1, 2))
-    patches = patches[:, ::stride, ::stride]           # (N, OH, OW, C, k, k)
-    # One copy makes it a matrix. Its memory order is chosen for speed:
-    # with many channels, each patch is a contiguous row (N, OH, OW, k, k, C);
-    # with one or two channels, copying whole planes (k, k, C, N, OH, OW) is
-    # about 4x faster. The matrix product reads either order.
-    if c >= 4:
-        cols = np.ascontiguousarray(patches.transpose(0, 1, 2, 4, 5, 3))
-    else:
-        planes = np.ascontiguousarray(patches.transpose(4, 5, 3, 0, 1, 2))
-        cols = planes.transpose(3, 4, 5, 0, 1, 2)
-    return cols.reshape(n * oh * ow, k * k * c)
+    k, s = kernel_size, stride
+    out_h = conv_output_size(h, k, s, padding)
+    out_w = conv_output_size(w, k, s, padding)
+    xp = _pad(x, padding)
+    cols = np.empty((n, out_h, out_w, c, k, k), dtype=x.dtype)
+    for p in range(k):
+        for q in range(k):
+            cell = xp[:, :, p:p + s * out_h:s, q:q + s * out_w:s]
+            cols[..., p, q] = cell.transpose(0, 2, 3, 1)    # (N, H', W', C)
+    return cols.reshape(n * out_h * out_w, c * k * k)
 
 
-def col2im(dcols, x_shape, kernel_size, stride=1, padding=0):
-    """The adjoint of im2col: add each row's values back onto the input.
+def col2im(cols, x_shape, kernel_size, stride=1, padding=0):
+    """The adjoint of im2col: add each row back onto the patch it came from.
 
-    ``dcols`` is (kh*kw, N*OH*OW, C): one contiguous slab per kernel cell,
-    so each of the kh*kw adds reads contiguous memory. Returns the
-    (N, C, H, W) gradient, channels-last in memory. No ``np.add.at``, no loop
-    over output positions.
+    ``cols`` is what ``im2col`` returns, (N*H'*W', C*k*k) in (channel,
+    kernel row, kernel column) order; the result has ``x_shape``
+    (N, C, H, W). A pixel copied into several rows receives the sum of
+    their values: this is how the gradient with respect to im2col's copies
+    becomes the gradient with respect to the input.
     """
     n, c, h, w = x_shape
-    k = kernel_size
-    oh = conv_output_size(h, k, stride, padding)
-    ow = conv_output_size(w, k, stride, padding)
-    dxp = np.zeros((n, h + 2 * padding, w + 2 * padding, c), dcols.dtype)
-    for i, j, window in _windows(dxp, k, k, stride, oh, ow):
-        window += dcols[i * k + j].reshape(n, oh, ow, c)
-    if padding:
-        dxp = dxp[:, padding:-padding, padding:-padding, :]
-    return dxp.transpose(0, 3, 1, 2)
+    k, s = kernel_size, stride
+    out_h = conv_output_size(h, k, s, padding)
+    out_w = conv_output_size(w, k, s, padding)
+    d = cols.reshape(n, out_h, out_w, c, k, k)
+    dxp = np.zeros((n, c, h + 2 * padding, w + 2 * padding), cols.dtype)
+    for p in range(k):
+        for q in range(k):
+            dxp[:, :, p:p + s * out_h:s, q:q + s * out_w:s] += \
+                d[..., p, q].transpose(0, 3, 1, 2)
+    return dxp[:, :, padding:padding + h, padding:padding + w]
 
 
 # ---------------------------------------------------------------------------
 # Convolution
 # ---------------------------------------------------------------------------
 def conv2d_forward(x, w, b, stride=1, padding=0):
-    """Convolution (cross-correlation) of x (N, C, H, W) with w (F, C, kh, kw).
+    """Convolution (cross-correlation, as PyTorch's) of x (N, C, H, W) with
+    w (F, C, k, k) and bias b (F,) or None:
 
-    out[n, f, i, j] = b[f] + sum_{c, p, q} w[f, c, p, q] *
-                      xpad[n, c, i*stride + p, j*stride + q]
-    computed as one matrix product of im2col's patches with the weights.
+        out[n, f, i, j] = b[f] + sum_{c, p, q} w[f, c, p, q] *
+                          xpad[n, c, i*stride + p, j*stride + q]
+
+    computed as one matrix product of im2col's patches with the flattened
+    kernels (chapter 4, "im2col: the convolution as one matrix product").
     """
     n, c, h, wd = x.shape
     f, _, k, _ = w.shape
-    oh = conv_output_size(h, k, stride, padding)
-    ow = conv_output_size(wd, k, stride, padding)
-    cols = im2col(x, k, stride, padding)               # (N*OH*OW, k*k*C)
-    w_mat = w.transpose(2, 3, 1, 0).reshape(-1, f)     # (k*k*C, F)
-    out = cols @ w_mat                                 # (N*OH*OW, F)
+    out_h = conv_output_size(h, k, stride, padding)
+    out_w = conv_output_size(wd, k, stride, padding)
+    cols = im2col(x, k, stride, padding)               # (N*H'*W', C*k*k)
+    y_mat = cols @ w.reshape(f, -1).T                  # (N*H'*W', F)
     if b is not None:
-        wide, r = _widen(out)
-        wide += np.tile(b, r)
-    cache = (x.shape, cols, w, stride, padding, b is not None)
-    return out.reshape(n, oh, ow, f).transpose(0, 3, 1, 2), cache
+        y_mat += b
+    out = y_mat.reshape(n, out_h, out_w, f).transpose(0, 3, 1, 2)
+    return out, (x.shape, cols, w, stride, padding)
 
 
-def conv2d_backward(dout, cache, input_grad=True):
-    """Gradients (dx, dw, db) of a convolution; dx is None if not wanted."""
-    x_shape, cols, w, stride, padding, has_bias = cache
-    f, c, k, _ = w.shape
-    d = _nhwc(dout).reshape(-1, f)                     # (N*OH*OW, F)
-    dw = (cols.T @ d).reshape(k, k, c, f).transpose(3, 2, 0, 1)
-    db = _colsum(*_widen(d)) if has_bias else None
-    dx = None
-    if input_grad:
-        # one batched product gives a contiguous (N*OH*OW, C) slab per
-        # kernel cell, ready for col2im's adds
-        w_cells = w.transpose(2, 3, 0, 1).reshape(k * k, f, c)
-        dcols = np.matmul(d, w_cells)                  # (k*k, N*OH*OW, C)
-        dx = col2im(dcols, x_shape, k, stride, padding)
-    return dx, np.ascontiguousarray(dw), db
+def conv2d_backward(dout, cache):
+    """Gradients (dx, dw, db) of ``conv2d_forward``: the backward pass of
+    its matrix product, then col2im (chapter 4, "The backward pass of a
+    convolution")."""
+    x_shape, cols, w, stride, padding = cache
+    f, _, k, _ = w.shape
+    dy_mat = dout.transpose(0, 2, 3, 1).reshape(-1, f)    # (N*H'*W', F)
+    dw = (cols.T @ dy_mat).T.reshape(w.shape)             # (F, C, k, k)
+    db = dy_mat.sum(axis=0)                               # (F,)
+    dcols = dy_mat @ w.reshape(f, -1)                     # (N*H'*W', C*k*k)
+    dx = col2im(dcols, x_shape, k, stride, padding)
+    return dx, dw, db
 
 
 def conv2d_forward_naive(x, w, b, stride=1, padding=0):
-    """The definition, with a loop over every output value. Slow; a reference."""
+    """The definition, with a loop over every output value (chapter 4,
+    "Convolution, written as loops"). Slow; a reference."""
     n, c, h, wd = x.shape
     f, _, k, _ = w.shape
     oh = conv_output_size(h, k, stride, padding)
     ow = conv_output_size(wd, k, stride, padding)
-    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    xp = _pad(x, padding)
     out = np.zeros((n, f, oh, ow), dtype=x.dtype)
     for i in range(n):
         for o in range(f):
@@ -208,7 +166,7 @@ def conv2d_backward_naive(dout, cache):
     x, w, stride, padding = cache
     n, f, oh, ow = dout.shape
     k = w.shape[2]
-    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    xp = _pad(x, padding)
     dxp = np.zeros_like(xp)
     dw = np.zeros_like(w)
     for i in range(n):
@@ -226,63 +184,44 @@ def conv2d_backward_naive(dout, cache):
 
 
 # ---------------------------------------------------------------------------
-# Max pooling
+# Max pooling (chapter 4, "Max pooling")
 # ---------------------------------------------------------------------------
+def _windows(x, k, stride, out_h, out_w):
+    """For each cell (p, q) of a k x k window: the slice of x (N, C, H, W)
+    holding that cell of every window."""
+    for p in range(k):
+        for q in range(k):
+            yield x[:, :, p:p + stride * out_h:stride,
+                    q:q + stride * out_w:stride]
+
+
 def maxpool2d_forward(x, kernel_size, stride=None):
-    """Max over each k x k window: the maximum of k*k strided slices.
-
-    When the windows tile the input (stride k, sizes divisible by k), the
-    max runs in two passes instead: over the k image rows of each window,
-    whose pixels are contiguous (W*C values), then over the k columns.
-    Same numbers, longer inner loops: about 1.5x faster on the CNN's first
-    pooling layer.
-    """
+    """Max over each k x k window of x (N, C, H, W): the element-wise
+    maximum of the k*k strided slices, one per cell of the window."""
     stride = stride or kernel_size
-    k = kernel_size
     n, c, h, w = x.shape
-    oh = conv_output_size(h, k, stride)
-    ow = conv_output_size(w, k, stride)
-    xh = _nhwc(x)
-    if stride == k and h == k * oh and w == k * ow:
-        rows = xh.reshape(n, oh, k, w * c)
-        out = _max_of(rows[:, :, i] for i in range(k))
-        cols = out.reshape(n, oh, ow, k, c)
-        out = _max_of(cols[..., j, :] for j in range(k))
-    else:
-        out = _max_of(window for *_, window in
-                      _windows(xh, k, k, stride, oh, ow))
-    cache = (xh, out, k, stride)
-    return out.transpose(0, 3, 1, 2), cache
-
-
-def _max_of(arrays):
-    """The element-wise maximum of equally shaped arrays, in a new array."""
+    out_h = conv_output_size(h, kernel_size, stride)
+    out_w = conv_output_size(w, kernel_size, stride)
     out = None
-    for a in arrays:
-        out = a.copy() if out is None else np.maximum(out, a, out=out)
-    return out
+    for cell in _windows(x, kernel_size, stride, out_h, out_w):
+        out = cell.copy() if out is None else np.maximum(out, cell)
+    return out, (x, out, kernel_size, stride)
 
 
 def maxpool2d_backward(dout, cache):
-    """Route each gradient to the first position that held the window's max."""
-    xh, out, k, stride = cache
-    n, oh, ow, c = out.shape
-    d = _nhwc(dout)
-    tiles = stride == k and xh.shape[1] == k * oh and xh.shape[2] == k * ow
-    # windows that tile the input cover every pixel once: no zeroing needed
-    dx = np.empty_like(xh) if tiles else np.zeros_like(xh)
-    free = np.ones(out.shape, dtype=bool)   # windows whose max is not routed
-    hit = np.empty(out.shape, dtype=bool)
-    for i, j, window in _windows(xh, k, k, stride, oh, ow):
-        np.equal(window, out, out=hit)
-        hit &= free             # ties: only the first maximum gets it
-        free ^= hit
-        target = dx[:, i:i + stride * oh:stride, j:j + stride * ow:stride, :]
-        if tiles:
-            np.multiply(d, hit, out=target)
-        else:
-            target += d * hit
-    return dx.transpose(0, 3, 1, 2)
+    """Each window's gradient goes to the pixel that held its maximum; if
+    the maximum occurs twice, to the first (as PyTorch), so that a window's
+    gradients still add up to its output's."""
+    x, out, k, stride = cache
+    dx = np.zeros_like(x)
+    free = np.ones(out.shape, dtype=bool)   # windows not yet given their gradient
+    cells = zip(_windows(x, k, stride, *out.shape[2:]),
+                _windows(dx, k, stride, *out.shape[2:]))
+    for cell, dcell in cells:
+        is_max = (cell == out) & free
+        free &= ~is_max
+        dcell += dout * is_max
+    return dx
 
 
 def maxpool2d_forward_naive(x, kernel_size, stride=None):
@@ -316,91 +255,81 @@ def maxpool2d_backward_naive(dout, cache):
 
 
 # ---------------------------------------------------------------------------
-# Batch normalisation
+# Batch normalisation (chapter 4, "Batch normalisation")
 # ---------------------------------------------------------------------------
-def _as_rows(x):
-    """(N, C) stays; (N, C, H, W) becomes the (N*H*W, C) matrix of its pixels."""
+def as_rows(x):
+    """(N, C) stays; (N, C, H, W) becomes the (N*H*W, C) matrix with a row
+    per pixel and a column per channel (a view if x is channels-last)."""
     if x.ndim == 2:
         return x
-    return _nhwc(x).reshape(-1, x.shape[1])
+    return x.transpose(0, 2, 3, 1).reshape(-1, x.shape[1])
 
 
-def _like(rows, x):
-    """Inverse of _as_rows, giving an (N, C, H, W) view when x is 4-D."""
-    if x.ndim == 2:
+def _like(rows, shape):
+    """Undo ``as_rows``: an (N, C, H, W) view of (N*H*W, C) rows."""
+    if len(shape) == 2:
         return rows
-    n, c, h, w = x.shape
+    n, c, h, w = shape
     return rows.reshape(n, h, w, c).transpose(0, 3, 1, 2)
 
 
 def batchnorm_forward(x, gamma, beta, running_mean, running_var,
                       momentum=0.1, eps=1e-5, training=True):
-    """Batch normalisation over N (and H, W for images), per channel.
+    """Batch normalisation of x (N, C) or (N, C, H, W), per channel.
 
-    Training: normalise with the batch's mean and (biased) variance, and
-    update the running statistics in place with PyTorch's convention,
+    Training: normalise each column of the (pixels, channels) matrix with
+    its mean and (biased) variance, scale by ``gamma``, shift by ``beta``,
+    and update the running statistics in place with PyTorch's convention,
     ``running = (1 - momentum) * running + momentum * batch`` (unbiased
-    variance). Evaluation: use the running statistics.
-
-    Sums over the rows run on the widened (M/r, r*C) view (see ``_widen``),
-    and normalise/scale/shift is fused into one multiply-add per element.
+    variance). Evaluation: ``x * scale + shift`` with the running
+    statistics (``batchnorm_eval_affine``); the cache is then None.
     """
-    rows = _as_rows(x)
-    m, c = rows.shape
-    wide, r = _widen(rows)
+    X = as_rows(x)                                  # (M, C)
     if not training:
         scale, shift = batchnorm_eval_affine(gamma, beta, running_mean,
                                              running_var, eps)
-        out = wide * np.tile(scale, r)
-        out += np.tile(shift, r)
-        return _like(out.reshape(m, c), x), None
-    mean = _colsum(wide, r) / m
-    xc = wide - np.tile(mean, r)
-    var = _coldot(xc, xc, r) / m
-    inv_std = 1.0 / np.sqrt(var + eps)
-    out = xc * np.tile(gamma * inv_std, r)
-    out += np.tile(beta, r)
+        return _like(X * scale + shift, x.shape), None
+    m = len(X)
+    mean = X.mean(axis=0)                           # (C,)
+    var = X.var(axis=0)                             # (C,), divided by M
+    inv_std = 1 / np.sqrt(var + eps)
+    X_hat = (X - mean) * inv_std                    # (M, C)
+    out = gamma * X_hat + beta
     running_mean *= 1 - momentum
     running_mean += momentum * mean
     running_var *= 1 - momentum
     running_var += momentum * var * (m / max(m - 1, 1))
-    cache = (x.shape, xc, r, inv_std, gamma)
-    return _like(out.reshape(m, c), x), cache
+    return _like(out, x.shape), (x.shape, X_hat, inv_std, gamma)
 
 
 def batchnorm_eval_affine(gamma, beta, running_mean, running_var, eps=1e-5):
     """BatchNorm in evaluation mode as ``x * scale + shift`` per channel:
     ``gamma * (x - mean) / sqrt(var + eps) + beta`` with the running
-    statistics, whose two terms can be computed once."""
+    statistics, whose two terms can be computed once (chapter 4,
+    "Predicting faster: the same numbers with less work")."""
     scale = gamma / np.sqrt(running_var + eps)
     return scale, beta - running_mean * scale
 
 
 def batchnorm_backward(dout, cache):
-    """Gradients (dx, dgamma, dbeta) of batch normalisation in training mode.
+    """Gradients (dx, dgamma, dbeta) of batch normalisation in training mode:
 
-    With xhat = (x - mean) * inv_std and y = gamma * xhat + beta:
-      dbeta  = sum(dy)
-      dgamma = sum(dy * xhat)
-      dx     = gamma * inv_std * (dy - dbeta/M - xhat * dgamma/M)
+      dbeta  = sum(dY),  dgamma = sum(dY * X_hat)   (over the rows)
+      dX     = inv_std * (dX_hat - mean(dX_hat) - X_hat * mean(dX_hat * X_hat))
+
+    with dX_hat = dY * gamma (chapter 4, "Batch normalisation", "Backward").
     """
     if cache is None:
         raise RuntimeError("batchnorm_backward needs a forward pass in "
                            "training mode; call model.train() first")
-    shape, xc, r, inv_std, gamma = cache
-    rows = _as_rows(dout)
-    m, c = rows.shape
-    d = rows.reshape(xc.shape)
-    dbeta = _colsum(d, r)
-    dgamma = _coldot(d, xc, r) * inv_std
-    a = gamma * inv_std
-    dx = d * np.tile(a, r)
-    dx += xc * np.tile(-a * inv_std * dgamma / m, r)
-    dx += np.tile(-a * dbeta / m, r)
-    if len(shape) == 4:
-        n, c, h, w = shape
-        return dx.reshape(n, h, w, c).transpose(0, 3, 1, 2), dgamma, dbeta
-    return dx.reshape(m, c), dgamma, dbeta
+    shape, X_hat, inv_std, gamma = cache
+    dY = as_rows(dout)
+    dbeta = dY.sum(axis=0)
+    dgamma = (dY * X_hat).sum(axis=0)
+    dX_hat = dY * gamma
+    dX = inv_std * (dX_hat - dX_hat.mean(axis=0)
+                    - X_hat * (dX_hat * X_hat).mean(axis=0))
+    return _like(dX, shape), dgamma, dbeta
 
 
 def batchnorm_forward_naive(x, gamma, beta, eps=1e-5):

@@ -1,22 +1,27 @@
 """Layers: thin classes that hold parameters and call the kernels.
 
-Every layer has ``forward(x)`` and ``backward(dout)``; ``backward`` stores the
-gradients of the layer's parameters in ``param.grad`` and returns the
-gradient with respect to the layer's input. Shapes follow PyTorch: images
+Every layer has ``forward(x)`` and ``backward(dout)``; ``backward`` adds the
+gradients of the layer's parameters to ``param.grad`` and returns the
+gradient with respect to the layer's input. As in PyTorch, gradients
+*accumulate*: two backward passes give the sum of their gradients, and
+``zero_grad()`` (of the model or of the optimiser) sets them back to zero
+before the next step. Shapes follow PyTorch: images
 are (N, C, H, W), ``Conv2d.weight`` is (out_channels, in_channels, kH, kW),
 ``Linear.weight`` is (out_features, in_features).
 
 4-D activations are *channels-last in memory*: an (N, C, H, W) array whose
 bytes are laid out as (N, H, W, C), exactly PyTorch's ``channels_last``
 memory format. The kernels work on that layout without copying, and the
-shape a reader sees is still (N, C, H, W).
+shape a reader sees is still (N, C, H, W). The layers call
+``nnlib.fast_kernels``; ``nnlib.kernels`` holds the same computations as
+chapter 4 writes them.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from . import fast_kernels as fast
 from . import init as initializers
-from . import kernels
 
 
 class ShapeError(ValueError):
@@ -24,7 +29,10 @@ class ShapeError(ValueError):
 
 
 class Parameter:
-    """A trainable array and the gradient of the loss with respect to it."""
+    """A trainable array and the gradient of the loss with respect to it.
+
+    ``grad`` starts at zero; each backward pass adds to it.
+    """
 
     def __init__(self, data):
         self.data = data
@@ -39,9 +47,17 @@ class Parameter:
 
 
 class Module:
-    """Base class: parameters, buffers, and the training/evaluation switch."""
+    """Base class: parameters, buffers, and the training/evaluation switch.
+
+    ``input_grad``: whether ``backward`` computes the gradient with respect
+    to the layer's input. Set it to False on a model whose input is the
+    data (``fit`` does, while it trains): the first layer then skips that
+    work and ``backward`` returns None. For a ``Sequential`` it is its
+    first layer's setting.
+    """
 
     training = True
+    input_grad = True
 
     def forward(self, x):
         raise NotImplementedError
@@ -75,6 +91,7 @@ class Module:
         return out
 
     def zero_grad(self):
+        """Set every parameter's gradient to zero, before a new step."""
         for p in self.parameters():
             p.grad[...] = 0
 
@@ -157,17 +174,18 @@ class Linear(Module):
     def forward(self, x):
         self._check(x, 2, 1, self.in_features, f"(N, {self.in_features})")
         self.x = x
-        out = x @ self.weight.data.T
-        if self.bias is not None:
-            out += self.bias.data
-        return out
+        b = None if self.bias is None else self.bias.data
+        return fast.linear_forward(x, self.weight.data, b)
 
-    def backward(self, dout, input_grad=True):
-        self.weight.grad[...] = dout.T @ self.x
+    def backward(self, dout):
+        dx, dw, db = fast.linear_backward(dout, self.x, self.weight.data,
+                                          self.input_grad,
+                                          self.bias is not None)
+        self.weight.grad += dw
         if self.bias is not None:
             # a sum over the batch: one number per output unit
-            self.bias.grad[...] = dout.sum(axis=0)
-        return dout @ self.weight.data if input_grad else None
+            self.bias.grad += db
+        return dx
 
 
 # ---------------------------------------------------------------------------
@@ -200,15 +218,15 @@ class Conv2d(Module):
         self._check(x, 4, 1, self.in_channels,
                     f"(N, {self.in_channels}, H, W)")
         b = None if self.bias is None else self.bias.data
-        out, self.cache = kernels.conv2d_forward(
+        out, self.cache = fast.conv2d_forward(
             x, self.weight.data, b, self.stride, self.padding)
         return out
 
-    def backward(self, dout, input_grad=True):
-        dx, dw, db = kernels.conv2d_backward(dout, self.cache, input_grad)
-        self.weight.grad[...] = dw
+    def backward(self, dout):
+        dx, dw, db = fast.conv2d_backward(dout, self.cache, self.input_grad)
+        self.weight.grad += dw
         if self.bias is not None:
-            self.bias.grad[...] = db
+            self.bias.grad += db
         return dx
 
 
@@ -222,12 +240,12 @@ class MaxPool2d(Module):
 
     def forward(self, x):
         self._check(x, 4, what="(N, C, H, W)")
-        out, self.cache = kernels.maxpool2d_forward(
+        out, self.cache = fast.maxpool2d_forward(
             x, self.kernel_size, self.stride)
         return out
 
     def backward(self, dout):
-        return kernels.maxpool2d_backward(dout, self.cache)
+        return fast.maxpool2d_backward(dout, self.cache)
 
 
 # ---------------------------------------------------------------------------
@@ -259,15 +277,15 @@ class _BatchNorm(Module):
         shape = "(N, C)" if self._ndim == 2 else "(N, C, H, W)"
         self._check(x, self._ndim, 1, self.num_features,
                     shape.replace("C", str(self.num_features)))
-        out, self.cache = kernels.batchnorm_forward(
+        out, self.cache = fast.batchnorm_forward(
             x, self.weight.data, self.bias.data, self.running_mean,
             self.running_var, self.momentum, self.eps, self.training)
         return out
 
     def backward(self, dout):
-        dx, dgamma, dbeta = kernels.batchnorm_backward(dout, self.cache)
-        self.weight.grad[...] = dgamma
-        self.bias.grad[...] = dbeta
+        dx, dgamma, dbeta = fast.batchnorm_backward(dout, self.cache)
+        self.weight.grad += dgamma
+        self.bias.grad += dbeta
         return dx
 
 
@@ -284,11 +302,11 @@ class BatchNorm2d(_BatchNorm):
 # ---------------------------------------------------------------------------
 class ReLU(Module):
     def forward(self, x):
-        self.mask = x > 0
-        return x * self.mask
+        out, self.mask = fast.relu_forward(x)     # x * (x > 0), and x > 0
+        return out
 
     def backward(self, dout):
-        return dout * self.mask
+        return fast.relu_backward(dout, self.mask)
 
 
 class Tanh(Module):
@@ -370,24 +388,46 @@ class Sequential(Module):
     def __iter__(self):
         return iter(self.layers)
 
+    def run_order(self):
+        """The layers in the order ``forward`` runs them: as listed, except
+        that a ReLU directly followed by a MaxPool2d runs after it.
+        ``relu(maxpool(x))`` equals ``maxpool(relu(x))`` value for value
+        (both are monotone), and the ReLU then touches a quarter of the
+        values, forward and backward."""
+        order, layers = [], self.layers
+        i = 0
+        while i < len(layers):
+            if isinstance(layers[i], ReLU) and i + 1 < len(layers) \
+                    and isinstance(layers[i + 1], MaxPool2d):
+                order += [layers[i + 1], layers[i]]
+                i += 2
+            else:
+                order.append(layers[i])
+                i += 1
+        return order
+
     def forward(self, x):
-        for layer in self.layers:
+        self._ran = self.run_order()
+        for layer in self._ran:
             x = layer.forward(x)
         return x
 
-    def backward(self, dout, input_grad=True):
-        """Backpropagate ``dout`` through every layer, last to first.
+    @property
+    def input_grad(self):
+        return self.layers[0].input_grad if self.layers else True
 
-        ``input_grad=False`` skips the gradient with respect to the model's
-        input (the images), which training never uses: for the first
-        Linear or Conv2d layer that saves a whole matrix product.
-        """
-        first, *rest = self.layers
-        for layer in reversed(rest):
+    @input_grad.setter
+    def input_grad(self, value):
+        if self.layers:
+            self.layers[0].input_grad = value
+
+    def backward(self, dout):
+        """Backpropagate ``dout`` through every layer, last to first; return
+        the gradient with respect to the model's input (None when
+        ``input_grad`` is False)."""
+        for layer in reversed(getattr(self, "_ran", None) or self.layers):
             dout = layer.backward(dout)
-        if input_grad or not isinstance(first, (Linear, Conv2d)):
-            return first.backward(dout)
-        return first.backward(dout, input_grad=False)
+        return dout
 
     def __repr__(self):
         lines = [f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers)]

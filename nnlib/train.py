@@ -14,7 +14,6 @@ and leave the model with the weights it has reached:
 - Ctrl-C, a ``KeyboardInterrupt`` (``history.stop_reason == 'interrupted'``).
 """
 import functools
-import inspect
 import math
 import sys
 import time
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
+from .fast_kernels import BatchSplit
 from .inference import compile_forward
 from .init import _check_rng
 from .losses import CrossEntropyLoss
@@ -126,6 +126,13 @@ def fit(model, loss_fn, optimizer, train_data, val_data=None, *, num_epochs,
     batch. After each epoch the model is evaluated on ``val_data = (X, y)``
     (if given), then ``scheduler.step()`` is called (if given).
 
+    Each step is PyTorch's: ``optimizer.zero_grad()``, forward, loss,
+    ``model.backward``, ``optimizer.step()``. While it trains, the model's
+    ``input_grad`` is False (the gradient with respect to the images is
+    never used), and each batch is split between the BLAS library's
+    threads (``nnlib.fast_kernels.BatchSplit``), so that NumPy's
+    element-wise work runs on every core too.
+
     A NaN or infinite loss stops training before that step changes the
     weights; Ctrl-C (``KeyboardInterrupt``) stops it where it is (a step
     cut short may have updated only some of the weights). Either way the
@@ -147,8 +154,9 @@ def fit(model, loss_fn, optimizer, train_data, val_data=None, *, num_epochs,
                        num_epochs=num_epochs, step=0,
                        steps_per_epoch=steps_per_epoch,
                        total_steps=steps_per_epoch * num_epochs)
-    was_training = model.training
+    was_training, input_grad = model.training, model.input_grad
     model.train()
+    model.input_grad = False
     for cb in callbacks:
         cb.on_train_begin(state)
     start = time.perf_counter()
@@ -158,8 +166,10 @@ def fit(model, loss_fn, optimizer, train_data, val_data=None, *, num_epochs,
             for cb in callbacks:
                 cb.on_epoch_begin(state)
             epoch_start = time.perf_counter()
-            result = _train_epoch(model, loss_fn, optimizer, X, y, batch_size,
-                                  rng, augment, state, callbacks)
+            with BatchSplit(_blas_threads()):
+                result = _train_epoch(model, loss_fn, optimizer, X, y,
+                                      batch_size, rng, augment, state,
+                                      callbacks)
             if result is None:
                 history.stop_reason = "nan"
                 history.message = (
@@ -191,6 +201,7 @@ def fit(model, loss_fn, optimizer, train_data, val_data=None, *, num_epochs,
             f"the model keeps its weights and the history its "
             f"{len(history.epoch)} complete epochs")
     model.train(was_training)
+    model.input_grad = input_grad
     for cb in callbacks:
         cb.on_train_end(state)
     if history.stop_reason != "completed":
@@ -203,11 +214,6 @@ def _train_epoch(model, loss_fn, optimizer, X, y, batch_size, rng, augment,
     """One pass over (X, y). Return (mean loss, accuracy), or None as soon
     as the loss is not finite."""
     history = state.history
-    backward = model.backward
-    if "input_grad" in inspect.signature(backward).parameters:
-        # Sequential can skip the gradient with respect to the images,
-        # which training never uses.
-        backward = functools.partial(backward, input_grad=False)
     order = rng.permutation(len(X))
     first_step = len(history.steps) + 1
     loss_sum = correct = 0.0
@@ -216,6 +222,7 @@ def _train_epoch(model, loss_fn, optimizer, X, y, batch_size, rng, augment,
         X_batch, y_batch = X[idx], y[idx]
         if augment is not None:
             X_batch = augment(X_batch, rng)
+        optimizer.zero_grad()          # backward adds to the gradients
         logits = model.forward(X_batch)
         loss = float(loss_fn.forward(logits, y_batch))
         state.step, state.batch_loss = i + 1, loss
@@ -225,9 +232,7 @@ def _train_epoch(model, loss_fn, optimizer, X, y, batch_size, rng, augment,
             return None
         hits = int(np.count_nonzero(logits.argmax(axis=1) == y_batch))
         state.batch_acc = hits / len(idx)
-        # Layers overwrite (not add to) their gradients in backward, so no
-        # optimizer.zero_grad() is needed between steps.
-        backward(loss_fn.backward())
+        model.backward(loss_fn.backward())
         optimizer.step()
         loss_sum += loss * len(idx)
         correct += hits
@@ -245,9 +250,8 @@ def predict(model, X, batch_size=256, workers=None):
     (pooling before the per-channel steps, no caches, in place).
 
     The default batch of 256 keeps a CNN's largest intermediate arrays
-    (the first layer's im2col rows) near the size of the CPU's caches:
-    measured with ``benchmarks/run.py``, batches of 1000 were about 1.4x
-    slower for the book's CNN and no faster for the MLP.
+    (the first layer's im2col rows) near the size of the CPU's caches
+    (the Speed page has the measurement).
 
     ``workers`` threads (default: as many as the BLAS library has) predict
     alternate batches at once, with BLAS on one thread each. NumPy's
@@ -293,7 +297,8 @@ def _blas_threads():
 def _in_threads(function, batches, workers):
     """``[function(b) for b in batches]``, computed by ``workers`` threads
     with BLAS on one thread each: thread w takes batches w, w + workers,
-    ... (handing them out one by one cost the MLP about 10% more)."""
+    ... (a fixed share: handing them out one by one costs a queue's
+    overhead per batch)."""
     errors = np.geterr()          # np.errstate is per thread: pass it on
 
     def work(w):

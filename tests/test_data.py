@@ -254,6 +254,19 @@ def test_fashion_mnist_reads_the_debian_directory(small, monkeypatch, capsys):
     assert "Fashion-MNIST" in capsys.readouterr().out
 
 
+def test_fashion_mnist_is_not_checked_against_mnists_checksums(
+        small, monkeypatch):
+    # other images than MNIST's, of MNIST's sizes: structure checks only
+    other = {name: corrupt(content) for name, content in small.files.items()}
+    write_files(small.tmp / "fashion", other)
+    monkeypatch.setattr(data, "FASHION_MNIST_DIR", str(small.tmp / "fashion"))
+    X_train, *_ = load_mnist(dataset="fashion-mnist", verbose=False)
+    assert X_train.shape == (6, 28, 28)
+    # the same files are refused as MNIST
+    with pytest.raises(MNISTNotFoundError, match="sha256 does not match"):
+        load_mnist(small.tmp / "fashion", verbose=False)
+
+
 def test_fashion_mnist_absent_says_how_to_install(small, monkeypatch):
     monkeypatch.setattr(data, "FASHION_MNIST_DIR", str(small.tmp / "none"))
     with pytest.raises(MNISTNotFoundError,

@@ -87,3 +87,14 @@ def test_sampled_checks_need_a_generator():
     with pytest.raises(TypeError, match="default_rng"):
         check_model(model, CrossEntropyLoss(), np.zeros((1, 2)),
                     np.array([0]), num_checks=2)
+
+
+def test_check_layer_ignores_gradients_from_earlier_passes():
+    # backward adds to .grad, so the check must start from zero
+    rng = np.random.default_rng(0)
+    layer = Linear(4, 3, rng=rng, dtype=F64)
+    x = rng.standard_normal((5, 4))
+    layer.forward(x)
+    layer.backward(rng.standard_normal((5, 3)))        # leaves gradients
+    errors = check_layer(layer, x, rng=rng, verbose=False)
+    assert_gradients_close(errors, tol=1e-8)

@@ -1,4 +1,5 @@
-"""The fast kernels agree with their naive loop references."""
+"""The kernels as chapter 4 writes them agree with their naive loop
+references; im2col and col2im are a matched pair in the chapter's order."""
 import numpy as np
 import pytest
 
@@ -39,38 +40,45 @@ def test_conv_matches_naive(case, layout):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
 
 
-def test_conv_without_input_grad_gives_same_weight_grads():
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((2, 3, 6, 6))
-    wt = rng.standard_normal((4, 3, 3, 3))
-    out, cache = K.conv2d_forward(x, wt, None)
-    dout = rng.standard_normal(out.shape)
-    dx, dw, db = K.conv2d_backward(dout, cache)
-    dx2, dw2, _ = K.conv2d_backward(dout, cache, input_grad=False)
-    assert db is None and dx2 is None
-    np.testing.assert_array_equal(dw, dw2)
-
-
-def test_im2col_rows_are_patches():
+def test_im2col_rows_are_patches_in_the_chapters_order():
     x = np.arange(2 * 2 * 4 * 4, dtype=float).reshape(2, 2, 4, 4)
     cols = K.im2col(x, 3)
-    assert cols.shape == (2 * 2 * 2, 3 * 3 * 2)
-    # row (n=1, oh=0, ow=1): the patch x[1, :, 0:3, 1:4], in (kh, kw, c) order
-    want = x[1, :, 0:3, 1:4].transpose(1, 2, 0).ravel()
+    assert cols.shape == (2 * 2 * 2, 2 * 3 * 3)
+    # row (n=1, i=0, j=1): the patch x[1, :, 0:3, 1:4] in (channel, kernel
+    # row, kernel column) order, as W.reshape(F, -1) flattens a kernel
+    want = x[1, :, 0:3, 1:4].ravel()
     np.testing.assert_array_equal(cols[1 * 4 + 0 * 2 + 1], want)
 
 
+def test_conv_is_im2col_times_the_flattened_kernels():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 3, 6, 6))
+    w = rng.standard_normal((4, 3, 3, 3))
+    y_mat = K.im2col(x, 3) @ w.reshape(4, -1).T
+    out, _ = K.conv2d_forward(x, w, None)
+    np.testing.assert_allclose(out.transpose(0, 2, 3, 1).reshape(-1, 4),
+                               y_mat, rtol=1e-12)
+
+
 def test_col2im_is_the_adjoint_of_im2col():
-    # <im2col(x), y> == <x, col2im(y)> for every x, y: the defining property
+    # <im2col(x), y> == <x, col2im(y)> for every x, y: the defining
+    # property. col2im takes exactly what im2col returns.
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 3, 7, 7))
     k, s, p = 3, 2, 1
     cols = K.im2col(x, k, s, p)
     y = rng.standard_normal(cols.shape)
-    # col2im takes one (N*OH*OW, C) slab per kernel cell
-    slabs = y.reshape(len(y), k * k, 3).transpose(1, 0, 2)
-    back = K.col2im(np.ascontiguousarray(slabs), x.shape, k, s, p)
+    back = K.col2im(y, x.shape, k, s, p)
+    assert back.shape == x.shape
     assert np.isclose(np.sum(cols * y), np.sum(x * back))
+
+
+def test_col2im_adds_up_the_copies():
+    # with stride 1, a pixel is copied once per patch that covers it
+    x = np.ones((1, 1, 4, 4))
+    counts = K.col2im(K.im2col(x, 3), x.shape, 3)
+    np.testing.assert_array_equal(counts[0, 0], [[1, 2, 2, 1], [2, 4, 4, 2],
+                                                 [2, 4, 4, 2], [1, 2, 2, 1]])
 
 
 @pytest.mark.parametrize("k,s,size", [(2, 2, 8), (2, 2, 9), (3, 3, 9),

@@ -102,10 +102,65 @@ def test_sequential_can_skip_the_input_gradient():
     model.forward(x)
     assert model.backward(dout).shape == x.shape
     grads = [p.grad.copy() for p in model.parameters()]
+    model.zero_grad()
     model.forward(x)
-    assert model.backward(dout, input_grad=False) is None
+    model.input_grad = False            # the first layer's setting
+    assert model[0].input_grad is False
+    assert model.backward(dout) is None
     for before, p in zip(grads, model.parameters()):
         np.testing.assert_array_equal(before, p.grad)
+
+
+def test_conv_can_skip_the_input_gradient():
+    conv = L.Conv2d(2, 3, 3, rng=rng(), **F64)
+    x = x_of(2, 2, 6, 6)
+    dout = x_of(2, 3, 4, 4)
+    conv.forward(x)
+    assert conv.backward(dout).shape == x.shape
+    dw = conv.weight.grad.copy()
+    conv.zero_grad()
+    conv.input_grad = False
+    conv.forward(x)
+    assert conv.backward(dout) is None
+    np.testing.assert_array_equal(conv.weight.grad, dw)
+
+
+@pytest.mark.parametrize("name", ["linear", "conv", "batchnorm2d"])
+def test_two_backward_passes_give_twice_the_gradient(name):
+    """Gradients accumulate, as in PyTorch: zero_grad() clears them."""
+    make, shape = LAYERS[name]
+    layer = make()
+    x = x_of(*shape)
+    dout = np.random.default_rng(2).standard_normal(layer.forward(x).shape)
+    layer.backward(dout)
+    once = {n: p.grad.copy() for n, p in layer.named_parameters()}
+    assert all(np.abs(g).max() > 0 for g in once.values())
+    layer.forward(x)
+    layer.backward(dout)
+    for n, p in layer.named_parameters():
+        np.testing.assert_allclose(p.grad, 2 * once[n], rtol=1e-12,
+                                   err_msg=n)
+    layer.zero_grad()
+    assert not any(p.grad.any() for p in layer.parameters())
+
+
+def test_a_model_accumulates_over_small_batches():
+    """Gradient accumulation: the gradients of two halves of a batch,
+    added up, are the gradient of the whole batch (a mean loss of each
+    half counts half)."""
+    model = L.Sequential(L.Linear(5, 4, rng=rng(), **F64), L.ReLU(),
+                         L.Linear(4, 3, rng=rng(), **F64))
+    X, y = x_of(6, 5), np.array([0, 1, 2, 0, 1, 2])
+    loss = CrossEntropyLoss()
+    loss(model.forward(X), y)
+    model.backward(loss.backward())
+    whole = [p.grad.copy() for p in model.parameters()]
+    model.zero_grad()
+    for half in (slice(0, 3), slice(3, 6)):
+        loss(model.forward(X[half]), y[half])
+        model.backward(loss.backward() / 2)
+    for g, p in zip(whole, model.parameters()):
+        np.testing.assert_allclose(p.grad, g, rtol=1e-10, atol=1e-14)
 
 
 def test_parameter_shapes_follow_pytorch():
@@ -179,3 +234,28 @@ def test_state_dict_round_trip_and_mismatch():
                                    "1.running_var"}
     with pytest.raises(L.ShapeError, match="0.weight"):
         make(5).load_state_dict(a.state_dict())
+
+
+def test_load_state_dict_checks_every_array_before_copying_any():
+    source = L.Sequential(L.Linear(4, 3, rng=np.random.default_rng(1)),
+                          L.BatchNorm1d(3))
+    target = L.Sequential(L.Linear(4, 3, rng=np.random.default_rng(2)),
+                          L.BatchNorm1d(3))
+    state = source.state_dict()
+    state["1.running_var"] = np.ones(5, np.float32)   # a later key is wrong
+    before = target.state_dict()
+    with pytest.raises(L.ShapeError, match="1.running_var"):
+        target.load_state_dict(state)
+    for name, array in target.state_dict().items():
+        np.testing.assert_array_equal(array, before[name], err_msg=name)
+
+
+def test_sequential_pools_before_a_relu_with_the_same_numbers():
+    model = small_cnn(bias=True)
+    order = model.run_order()
+    assert isinstance(order[2], L.MaxPool2d) and isinstance(order[3], L.ReLU)
+    x = x_of(4, 1, 8, 8)
+    listed = x
+    for layer in model.layers:            # ReLU, then pool, as written
+        listed = layer.forward(listed)
+    np.testing.assert_array_equal(model.forward(x), listed)

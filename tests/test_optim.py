@@ -49,6 +49,18 @@ def test_sgd_nesterov_by_hand():
     assert run(opt, p, [1.0, 1.0]) == pytest.approx([0.81, 0.539])
 
 
+def test_sgd_weight_decay_comes_before_momentum():
+    p = scalar(1.0)
+    # decay is added to the gradient, and the sum goes into the velocity:
+    # step 1: g = 1 + 0.1 * 1 = 1.1;       v = 1.1;
+    #         p = 1 - 0.1 * 1.1 = 0.89
+    # step 2: g = 1 + 0.1 * 0.89 = 1.089;  v = 0.9 * 1.1 + 1.089 = 2.079;
+    #         p = 0.89 - 0.1 * 2.079 = 0.6821
+    # (decay added after the momentum would give 0.6911 at step 2)
+    opt = SGD([p], lr=0.1, momentum=0.9, weight_decay=0.1)
+    assert run(opt, p, [1.0, 1.0]) == pytest.approx([0.89, 0.6821])
+
+
 def test_sgd_errors():
     with pytest.raises(ValueError, match="Nesterov"):
         SGD([scalar(0.0)], lr=0.1, nesterov=True)
@@ -142,6 +154,17 @@ def test_adam_first_two_steps_by_hand():
     assert run(opt, p, [2.0, -1.0]) == pytest.approx([0.9, 0.8733663],
                                                      abs=1e-7)
     assert opt.t == 2
+
+
+def test_adam_adds_eps_outside_the_square_root():
+    # a tiny gradient, g = 1e-6: m_hat = g and v_hat = g**2 at step 1, so
+    #   p = 0 - 0.1 * 1e-6 / (sqrt(1e-12) + 1e-8) = -0.1 / 1.01 = -0.0990099
+    # (with eps inside, sqrt(1e-12 + 1e-8) ~ 1e-4: a step 100x too small)
+    p = scalar(0.0)
+    assert run(Adam([p], lr=0.1), p, [1e-6]) == pytest.approx([-0.0990099])
+    # a large eps: p = 1 - 0.1 * 2 / (sqrt(4) + 0.5) = 0.92
+    p = scalar(1.0)
+    assert run(Adam([p], lr=0.1, eps=0.5), p, [2.0]) == pytest.approx([0.92])
 
 
 def test_adam_l2_is_rescaled_but_adamw_decay_is_not():

@@ -20,11 +20,12 @@ def test_small_cnn_overfits_300_real_images():
         L.MaxPool2d(2), L.Flatten(), L.Linear(8 * 12 * 12, 10, rng=rng))
     loss_fn = CrossEntropyLoss()
     optimizer = Adam(model.parameters(), lr=2e-3)
+    model.input_grad = False            # the images need no gradient
     for epoch in range(15):
         for i in rng.permutation(300).reshape(-1, 50):
             loss_fn(model.forward(X[i]), y[i])
             optimizer.zero_grad()
-            model.backward(loss_fn.backward(), input_grad=False)
+            model.backward(loss_fn.backward())
             optimizer.step()
     model.eval()
     accuracy = np.mean(model.forward(X).argmax(axis=1) == y)

@@ -1,4 +1,5 @@
 """fit, evaluate and predict, on small synthetic problems."""
+import math
 import re
 
 import numpy as np
@@ -193,6 +194,54 @@ def test_nan_loss_stops_with_epoch_step_and_hint(capsys):
         np.testing.assert_array_equal(now, before)
 
 
+def test_an_infinite_loss_stops_training_too(capsys):
+    """Not only NaN: a loss of +inf stops training before its step."""
+    X, y = blobs(100, np.random.default_rng(5))     # 4 steps an epoch
+
+    class InfiniteAtStep3(CrossEntropyLoss):
+        calls = 0
+
+        def forward(self, logits, y):
+            loss = super().forward(logits, y)
+            self.calls += 1
+            return math.inf if self.calls == 3 else loss
+
+    model, kept = small_net(), []
+
+    class Keep(Callback):
+        def on_batch_end(self, state):
+            kept.append(weights(state.model))
+
+    history = fit(model, InfiniteAtStep3(), SGD(model.parameters(), 0.1),
+                  (X, y), num_epochs=2, batch_size=32,
+                  rng=np.random.default_rng(0), callbacks=[Keep()])
+    assert history.stop_reason == "nan"
+    assert "loss became inf at epoch 1, step 3" in history.message
+    assert history.step_loss[-1] == math.inf and len(history.steps) == 3
+    assert history.epoch == [] and len(kept) == 2
+    for now, before in zip(weights(model), kept[-1]):
+        np.testing.assert_array_equal(now, before)
+
+
+def test_fit_clears_the_gradients_before_each_step():
+    """Backward passes add to .grad (as in PyTorch), so fit calls
+    zero_grad() each step: after three steps on the same batch the
+    gradients are one batch's, not three."""
+    rng = np.random.default_rng(9)
+    X, y = blobs(32, rng)
+    model = small_net()
+    fit(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.0), (X, y),
+        num_epochs=3, batch_size=32, rng=rng)
+    after_fit = [p.grad.copy() for p in model.parameters()]
+    assert model.input_grad        # fit's setting is undone
+    model.zero_grad()
+    loss = CrossEntropyLoss()
+    loss(model.forward(X), y)
+    model.backward(loss.backward())
+    for got, p in zip(after_fit, model.parameters()):
+        np.testing.assert_allclose(got, p.grad, rtol=1e-4, atol=1e-7)
+
+
 def test_keyboard_interrupt_keeps_model_and_history(capsys):
     X, y = blobs(100, np.random.default_rng(6))    # 4 steps an epoch
     model, stop, recorder = small_net(), StopAt(epoch=2, step=3), Recorder()
@@ -328,3 +377,33 @@ def test_bad_arguments_are_named(change, error, words):
     with pytest.raises(error) as info:
         fit(model, CrossEntropyLoss(), SGD(model.parameters(), 0.1), **kwargs)
     assert words in str(info.value)
+
+
+def test_fit_splits_batches_between_threads_reproducibly(monkeypatch):
+    """fit gives each BLAS thread a part of every batch; the parts are
+    combined in a fixed order, so two runs give the same bits."""
+    from nnlib import fast_kernels
+    from nnlib.layers import BatchNorm2d, Conv2d, Flatten, MaxPool2d
+    monkeypatch.setattr(fast_kernels.BatchSplit, "MIN_SIZE", 0)
+    monkeypatch.setattr("nnlib.train._blas_threads", lambda: 2)
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((64, 1, 8, 8)).astype(np.float32)
+    y = rng.integers(0, 3, 64)
+    parts = []
+    real_run = fast_kernels.BatchSplit.run
+
+    def run(self, work, bounds):
+        parts.append(len(bounds))
+        return real_run(self, work, bounds)
+
+    monkeypatch.setattr(fast_kernels.BatchSplit, "run", run)
+    results = []
+    for _ in range(2):
+        r = np.random.default_rng(0)
+        model = Sequential(Conv2d(1, 4, 3, rng=r), BatchNorm2d(4), ReLU(),
+                           MaxPool2d(2), Flatten(), Linear(36, 3, rng=r))
+        train(model, X, y, batch_size=16, seed=1)
+        results.append(weights(model))
+    assert parts and set(parts) == {2}
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
