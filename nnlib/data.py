@@ -339,14 +339,32 @@ def normalize(X, mean=MNIST_MEAN, std=MNIST_STD, dtype=np.float32, *,
     return x.reshape(n, h * w) if flatten else x.reshape(n, 1, h, w)
 
 
-def _check_pair(X, y):
-    if len(X) != len(y):
-        raise ValueError(f"X and y differ in length: {len(X)} and {len(y)}")
+def check_pair(X, y, name="(X, y)"):
+    """(X, y) as arrays: one example per row of X, one integer label each.
+
+    The one check of examples and labels that every function taking both
+    (``batches``, ``train_val_split``, ``train.fit``, ``train.evaluate``)
+    makes, so that a mismatch is reported where it is passed in, not as a
+    shape error deep in a layer.
+    """
+    X, y = np.asarray(X), np.asarray(y)
+    if X.ndim < 2:
+        raise ValueError(f"{name}: X must hold one example per row, shape "
+                         f"(N, ...), got shape {X.shape}")
+    if y.shape != (len(X),):
+        raise ValueError(f"{name}: {len(X)} examples need {len(X)} labels "
+                         f"of shape ({len(X)},), got shape {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise TypeError(f"{name}: labels must be integer class indices, got "
+                        f"dtype {y.dtype}; convert with y.astype(np.int64)")
+    if len(X) == 0:
+        raise ValueError(f"{name} is empty (0 examples)")
+    return X, y
 
 
 def train_val_split(X, y, n_val=10000, *, rng):
     """A random split into (X_train, y_train, X_val, y_val), n_val for validation."""
-    _check_pair(X, y)
+    X, y = check_pair(X, y)
     if not 0 < n_val < len(X):
         raise ValueError(f"n_val must be between 1 and {len(X) - 1} "
                          f"(the data has {len(X)} examples), got {n_val}")
@@ -360,7 +378,7 @@ def batches(X, y, batch_size, *, rng=None):
 
     Every example appears exactly once; the last batch may be smaller.
     """
-    _check_pair(X, y)
+    X, y = check_pair(X, y)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     n = len(X)

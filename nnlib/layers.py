@@ -22,6 +22,7 @@ import numpy as np
 
 from . import fast_kernels as fast
 from . import init as initializers
+from .init import _check_rng
 
 
 class ShapeError(ValueError):
@@ -149,11 +150,6 @@ class Module:
                              f"got {tuple(x.shape)}")
 
 
-def _rng(rng):
-    return rng if isinstance(rng, np.random.Generator) \
-        else np.random.default_rng(rng)
-
-
 # ---------------------------------------------------------------------------
 # Fully connected
 # ---------------------------------------------------------------------------
@@ -163,7 +159,7 @@ class Linear(Module):
     def __init__(self, in_features, out_features, bias=True, *, init="he",
                  rng=None, dtype=np.float32):
         self.in_features, self.out_features = in_features, out_features
-        w = initializers.get(init)((out_features, in_features), _rng(rng),
+        w = initializers.get(init)((out_features, in_features), _check_rng(rng),
                                    dtype=dtype)
         self.weight = Parameter(w)
         self.bias = Parameter(np.zeros(out_features, dtype)) if bias else None
@@ -201,7 +197,7 @@ class Conv2d(Module):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = k, stride, padding
         w = initializers.get(init)((out_channels, in_channels, k, k),
-                                   _rng(rng), dtype=dtype)
+                                   _check_rng(rng), dtype=dtype)
         self.weight = Parameter(w)
         self.bias = Parameter(np.zeros(out_channels, dtype)) if bias else None
 
@@ -350,7 +346,7 @@ class Dropout(Module):
     def __init__(self, p=0.5, *, rng=None):
         if not 0 <= p < 1:
             raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
-        self.p, self.rng = p, _rng(rng)
+        self.p, self.rng = p, _check_rng(rng)
 
     def extra_repr(self):
         return f"p={self.p}"

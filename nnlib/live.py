@@ -27,15 +27,14 @@ additions.
 import base64
 import html
 import io
-import math
 import sys
 import time
 
-from matplotlib import ticker
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
+from . import plots
 from .train import Callback
 
 POINTS_PER_EPOCH = 50   # training curve points per epoch (means of steps)
@@ -240,10 +239,7 @@ class LiveBoard:
             ax.set_ylabel(METRICS[metric])
             ax.grid(alpha=0.3)
         if "loss" in self.axes:
-            loss = self.axes["loss"]
-            loss.set_yscale("log")
-            loss.yaxis.set_major_formatter(_plain_number)
-            loss.yaxis.set_minor_formatter(_plain_number_2_or_5)
+            plots.log_y(self.axes["loss"])
         self.figure.suptitle(self._caption())
 
 
@@ -418,19 +414,6 @@ def _zoom_to_late_accuracy(ax):
         pad = max(0.05 * (high - low), 0.1)
         ax.set_ylim(low - pad, min(high + pad, 100.5))
         ax.set_ylabel(METRICS["acc"] + ", from mid-epoch 1")
-
-
-@ticker.FuncFormatter
-def _plain_number(value, position):
-    """Tick labels 0.05, 0.1, 1 rather than 5 x 10^-2, 10^-1, 10^0."""
-    return f"{value:g}"
-
-
-@ticker.FuncFormatter
-def _plain_number_2_or_5(value, position):
-    """Between powers of ten, label only 0.2, 0.5, 2, 5..."""
-    leading = round(value / 10 ** math.floor(math.log10(value)))
-    return f"{value:g}" if leading in (2, 5) else ""
 
 
 def _check_metrics(metrics):

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
+from .data import check_pair
 from .fast_kernels import BatchSplit
 from .inference import compile_forward
 from .init import _check_rng
@@ -327,25 +328,13 @@ def evaluate(model, X, y, loss_fn=None, batch_size=256):
 
 
 def _check_data(data, name):
-    """(X, y) as arrays of the same length, y integer labels."""
+    """The pair (X, y) of ``fit``'s arguments, checked by ``data.check_pair``."""
     try:
         X, y = data
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be a pair (X, y) of arrays, got "
                         f"{type(data).__name__}") from None
-    X, y = np.asarray(X), np.asarray(y)
-    if X.ndim < 2:
-        raise ValueError(f"{name}: X must hold one example per row, shape "
-                         f"(N, ...), got shape {X.shape}")
-    if y.shape != (len(X),):
-        raise ValueError(f"{name}: {len(X)} examples need {len(X)} labels "
-                         f"of shape ({len(X)},), got shape {y.shape}")
-    if not np.issubdtype(y.dtype, np.integer):
-        raise TypeError(f"{name}: labels must be integer class indices, got "
-                        f"dtype {y.dtype}")
-    if len(X) == 0:
-        raise ValueError(f"{name} is empty (0 examples)")
-    return X, y
+    return check_pair(X, y, name)
 
 
 def _check_count(value, name, minimum):

@@ -316,7 +316,7 @@ def test_train_val_split_is_a_seeded_partition():
         train_val_split(X, y, 50, rng=np.random.default_rng(0))
     with pytest.raises(TypeError, match="default_rng"):
         train_val_split(X, y, 10, rng=0)
-    with pytest.raises(ValueError, match="differ in length"):
+    with pytest.raises(ValueError, match="50 examples need 50 labels"):
         train_val_split(X, y[:-1], 10, rng=np.random.default_rng(0))
 
 

@@ -52,7 +52,7 @@ def test_wrong_architecture_names_both_models(tmp_path):
 def test_missing_parameters_are_named(tmp_path):
     path = save_model(mlp(seed=0), tmp_path / "mlp.npz")
     with pytest.raises(KeyError, match=r"unexpected \['1.bias'"):
-        load_model(Sequential(Linear(4, 8)), path)
+        load_model(Sequential(Linear(4, 8, rng=np.random.default_rng(0))), path)
 
 
 def test_missing_file(tmp_path):

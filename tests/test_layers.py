@@ -259,3 +259,13 @@ def test_sequential_pools_before_a_relu_with_the_same_numbers():
     for layer in model.layers:            # ReLU, then pool, as written
         listed = layer.forward(listed)
     np.testing.assert_array_equal(model.forward(x), listed)
+
+
+@pytest.mark.parametrize("make", [lambda **kw: L.Linear(4, 3, **kw),
+                                  lambda **kw: L.Conv2d(1, 2, 3, **kw),
+                                  lambda **kw: L.Dropout(0.5, **kw)])
+def test_layers_that_draw_random_numbers_refuse_a_missing_generator(make):
+    # the same rule as nnlib.init and nnlib.data: no silent unseeded draws
+    for rng in (None, 0):
+        with pytest.raises(TypeError, match=r"rng=np\.random\.default_rng"):
+            make(rng=rng)
