@@ -140,3 +140,104 @@ def test_errors_say_what_to_pass():
         random_shift_rotate(images(2), rng, max_degrees=-5)
     with pytest.raises(ValueError, match=r"shifts \(3, 2\)"):
         shift_rotate(images(3), np.zeros(3), np.zeros((2, 2)))
+
+
+# --- Elastic distortion, against loops written from the definitions --------
+from nnlib.augment import displace, gaussian_matrix, random_elastic  # noqa: E402
+
+
+def smooth_loop(field, sigma):
+    """The field filtered with a Gaussian cut at 4 sigma, scaled to sum 1,
+    with zeros beyond the edges: a double sum for every pixel."""
+    radius = int(4 * sigma + 0.5)
+    taps = [np.exp(-0.5 * (t / sigma) ** 2) for t in range(-radius, radius + 1)]
+    total = sum(taps)
+    h, w = field.shape
+    out = np.zeros((h, w))
+    for i in range(h):
+        for j in range(w):
+            for a in range(-radius, radius + 1):
+                for b in range(-radius, radius + 1):
+                    if 0 <= i - a < h and 0 <= j - b < w:
+                        out[i, j] += (taps[a + radius] * taps[b + radius]
+                                      / total ** 2 * field[i - a, j - b])
+    return out
+
+
+def displace_loop(image, dy, dx, fill):
+    """Bilinear reading of one (H, W) image at (i + dy, j + dx), pixel by
+    pixel, with fill outside the image."""
+    h, w = image.shape
+
+    def at(r, c):
+        return image[r, c] if 0 <= r < h and 0 <= c < w else fill
+
+    out = np.empty((h, w))
+    for i in range(h):
+        for j in range(w):
+            r, c = i + dy[i, j], j + dx[i, j]
+            r0, c0 = int(np.floor(r)), int(np.floor(c))
+            a, b = r - r0, c - c0
+            out[i, j] = ((1 - a) * (1 - b) * at(r0, c0)
+                         + (1 - a) * b * at(r0, c0 + 1)
+                         + a * (1 - b) * at(r0 + 1, c0)
+                         + a * b * at(r0 + 1, c0 + 1))
+    return out
+
+
+def test_gaussian_matrix_is_the_loop_filter():
+    field = np.random.default_rng(0).uniform(-1, 1, (12, 9))
+    for sigma in (0.8, 2.0, 4.0):
+        G_h, G_w = gaussian_matrix(12, sigma), gaussian_matrix(9, sigma)
+        np.testing.assert_allclose(G_h @ field @ G_w.T,
+                                   smooth_loop(field, sigma), atol=1e-12)
+
+
+def test_gaussian_matrix_by_hand():
+    # sigma 0.5: radius 2, taps exp(-2 t^2) for t = -2..2, scaled to sum 1
+    taps = np.exp(-2.0 * np.arange(-2, 3) ** 2)
+    taps /= taps.sum()
+    G = gaussian_matrix(4, 0.5)
+    np.testing.assert_allclose(G[0], [taps[2], taps[1], taps[0], 0.0])
+    np.testing.assert_allclose(G[2], [taps[0], taps[1], taps[2], taps[3]])
+    with pytest.raises(ValueError, match="sigma"):
+        gaussian_matrix(4, 0.0)
+
+
+def test_displace_is_the_loop_reference():
+    rng = np.random.default_rng(3)
+    X = images(3, c=2, h=10, w=11, dtype=np.float64) - 0.3
+    dy, dx = rng.uniform(-4, 4, (2, 3, 10, 11))
+    out = displace(X, dy, dx)
+    for n in range(3):
+        for k in range(2):
+            np.testing.assert_allclose(
+                out[n, k], displace_loop(X[n, k], dy[n], dx[n], X.min()),
+                atol=1e-12)
+
+
+def test_whole_pixel_displacement_is_a_shift():
+    X = images()
+    dy = np.full((6, 28, 28), -1.0)       # read a row up: content moves down
+    dx = np.full((6, 28, 28), 2.0)
+    np.testing.assert_array_equal(displace(X, dy, dx),
+                                  shift_rotate(X, 0.0, (1, -2)))
+    np.testing.assert_array_equal(displace(X, 0 * dy, 0 * dx), X)
+
+
+def test_random_elastic_is_smooth_fields_then_displace():
+    X = images(4)
+    out = random_elastic(X, np.random.default_rng(5), alpha=8, sigma=3)
+    rng = np.random.default_rng(5)
+    fields = rng.uniform(-1, 1, (2, 4, 28, 28))
+    dy = np.stack([8 * smooth_loop(f, 3) for f in fields[0]])
+    dx = np.stack([8 * smooth_loop(f, 3) for f in fields[1]])
+    expected = np.stack([displace_loop(X[n, 0], dy[n], dx[n], 0.0)
+                         for n in range(4)])
+    np.testing.assert_allclose(out[:, 0], expected, atol=1e-5)
+    assert out.dtype == X.dtype
+    # alpha 0 moves nothing
+    np.testing.assert_array_equal(
+        random_elastic(X, np.random.default_rng(1), alpha=0), X)
+    with pytest.raises(ValueError, match="shape"):
+        displace(X, np.zeros((4, 28, 28)), np.zeros((6, 28, 28)))
