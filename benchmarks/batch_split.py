@@ -1,10 +1,11 @@
-"""Does fit's BatchSplit pay on this machine? A/B of CNN training steps.
+"""Does BatchSplit pay on this machine? A/B of training steps.
 
-Trains the book's CNN (``models.seed_cnn``, Adam, batch 64) for 150 steps
-inside ``BatchSplit(2)`` (each core takes half of every batch, BLAS on one
-thread each) and inside ``BatchSplit(1)`` (the whole batch on the calling
-thread, BLAS on its threads), interleaved, three times, and prints the
-milliseconds per step. Run it with the threads pinned, as make does:
+Trains the book's CNN (``models.seed_cnn``, Adam) and its MLP
+(784-256-64-10, SGD) for 150 steps of batch 64 inside ``BatchSplit(2)``
+(each core takes a part of every batch, BLAS on one thread each) and
+inside ``BatchSplit(1)`` (the whole batch on the calling thread, BLAS on
+its threads), interleaved, three times, and prints the milliseconds per
+step. Run it with the threads pinned, as make does:
 
     OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 .venv/bin/python benchmarks/batch_split.py
 """
@@ -18,11 +19,21 @@ from nnlib.fast_kernels import BatchSplit
 STEPS, BATCH = 150, 64
 
 
-def ms_per_step(threads, X, y):
-    model = models.seed_cnn(rng=np.random.default_rng(0))
+def build(name):
+    rng = np.random.default_rng(0)
+    if name == "CNN":
+        model = models.seed_cnn(rng=rng)
+        return model, optim.Adam(model.parameters(), lr=1e-3)
+    model = models.mlp((784, 256, 64, 10), rng=rng)
+    return model, optim.SGD(model.parameters(), lr=0.1)
+
+
+def ms_per_step(name, threads, X, y):
+    model, opt = build(name)
     model.input_grad = False
     loss_fn = losses.CrossEntropyLoss()
-    opt = optim.Adam(model.parameters(), lr=1e-3)
+    if name == "MLP":
+        X = X.reshape(len(X), -1)
     start = time.perf_counter()
     with BatchSplit(threads):
         for i in range(0, len(X), BATCH):
@@ -38,9 +49,11 @@ def main():
     X = data.normalize(X_u8[:STEPS * BATCH])
     y = y_all[:STEPS * BATCH].astype(np.int64)
     for _ in range(3):
-        for threads in (2, 1):
-            print(f"BatchSplit({threads}): {ms_per_step(threads, X, y):.2f} "
-                  "ms/step", flush=True)
+        for name in ("CNN", "MLP"):
+            for threads in (2, 1):
+                print(f"{name} BatchSplit({threads}): "
+                      f"{ms_per_step(name, threads, X, y):.2f} ms/step",
+                      flush=True)
 
 
 if __name__ == "__main__":

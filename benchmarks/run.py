@@ -281,7 +281,6 @@ def peak_memory(args, name, bs, lib):
 def profile(args, W, torch, data, steps=30, warmup=5):
     """Median per-layer forward and backward times of one training step."""
     import numpy as np
-    from nnlib.fast_kernels import BatchSplit
     from nnlib.losses import CrossEntropyLoss
     Xtr, ytr, *_ = data
     bs = args.batch_sizes[0]
@@ -297,8 +296,6 @@ def profile(args, W, torch, data, steps=30, warmup=5):
         fw, bw, other = np.zeros((steps, n)), np.zeros((steps, n)), \
             np.zeros((steps, 2))
         model.input_grad = False        # as fit trains
-        split = BatchSplit(args.threads)
-        split.__enter__()
         for s in range(warmup + steps):
             i = s - warmup
             xb = X[s * bs:(s + 1) * bs]
@@ -320,11 +317,10 @@ def profile(args, W, torch, data, steps=30, warmup=5):
             t = time.perf_counter()
             opt.step()
             other[i, 1] = time.perf_counter() - t
-        split.__exit__(None, None, None)
         model.input_grad = True
         ms = lambda a: np.median(a, axis=0) * 1e3
         print(f"\n### nnlib {name.upper()}, one training step, batch {bs}, "
-              f"split between {args.threads} threads as fit does "
+              f"{args.threads} BLAS threads, as fit trains "
               f"(median of {steps} steps, ms)\n")
         print("| layer | forward | backward |\n|---|---|---|")
         for j, layer in enumerate(layers):

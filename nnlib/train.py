@@ -24,7 +24,6 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from .data import check_pair
-from .fast_kernels import BatchSplit
 from .inference import compile_forward
 from .init import _check_rng
 from .losses import CrossEntropyLoss
@@ -130,9 +129,10 @@ def fit(model, loss_fn, optimizer, train_data, val_data=None, *, num_epochs,
     Each step is PyTorch's: ``optimizer.zero_grad()``, forward, loss,
     ``model.backward``, ``optimizer.step()``. While it trains, the model's
     ``input_grad`` is False (the gradient with respect to the images is
-    never used), and each batch is split between the BLAS library's
-    threads (``nnlib.fast_kernels.BatchSplit``), so that NumPy's
-    element-wise work runs on every core too.
+    never used). The matrix products use the BLAS library's threads; to
+    split every batch between threads instead, call ``fit`` inside
+    ``with nnlib.fast_kernels.BatchSplit(threads):`` (on two cores it
+    measured slower: see the Speed page).
 
     A NaN or infinite loss stops training before that step changes the
     weights; Ctrl-C (``KeyboardInterrupt``) stops it where it is (a step
@@ -167,10 +167,8 @@ def fit(model, loss_fn, optimizer, train_data, val_data=None, *, num_epochs,
             for cb in callbacks:
                 cb.on_epoch_begin(state)
             epoch_start = time.perf_counter()
-            with BatchSplit(_blas_threads()):
-                result = _train_epoch(model, loss_fn, optimizer, X, y,
-                                      batch_size, rng, augment, state,
-                                      callbacks)
+            result = _train_epoch(model, loss_fn, optimizer, X, y,
+                                  batch_size, rng, augment, state, callbacks)
             if result is None:
                 history.stop_reason = "nan"
                 history.message = (

@@ -379,13 +379,13 @@ def test_bad_arguments_are_named(change, error, words):
     assert words in str(info.value)
 
 
-def test_fit_splits_batches_between_threads_reproducibly(monkeypatch):
-    """fit gives each BLAS thread a part of every batch; the parts are
-    combined in a fixed order, so two runs give the same bits."""
+def test_fit_inside_a_batch_split_uses_it_reproducibly(monkeypatch):
+    """Inside BatchSplit(2), fit gives each thread a part of every batch;
+    the parts are combined in a fixed order, so two runs give the same
+    bits. Outside one, fit does not split."""
     from nnlib import fast_kernels
     from nnlib.layers import BatchNorm2d, Conv2d, Flatten, MaxPool2d
     monkeypatch.setattr(fast_kernels.BatchSplit, "MIN_SIZE", 0)
-    monkeypatch.setattr("nnlib.train._blas_threads", lambda: 2)
     rng = np.random.default_rng(3)
     X = rng.standard_normal((64, 1, 8, 8)).astype(np.float32)
     y = rng.integers(0, 3, 64)
@@ -397,13 +397,20 @@ def test_fit_splits_batches_between_threads_reproducibly(monkeypatch):
         return real_run(self, work, bounds)
 
     monkeypatch.setattr(fast_kernels.BatchSplit, "run", run)
-    results = []
-    for _ in range(2):
+    def trained(split):
         r = np.random.default_rng(0)
         model = Sequential(Conv2d(1, 4, 3, rng=r), BatchNorm2d(4), ReLU(),
                            MaxPool2d(2), Flatten(), Linear(36, 3, rng=r))
-        train(model, X, y, batch_size=16, seed=1)
-        results.append(weights(model))
+        if split:
+            with fast_kernels.BatchSplit(2):
+                train(model, X, y, batch_size=16, seed=1)
+        else:
+            train(model, X, y, batch_size=16, seed=1)
+        return weights(model)
+
+    trained(split=False)
+    assert parts == []
+    results = [trained(split=True) for _ in range(2)]
     assert parts and set(parts) == {2}
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
