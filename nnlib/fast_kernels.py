@@ -18,11 +18,16 @@ loop references. The strategies:
   columns, done on a view with long rows.
 - **Two-pass pooling** (``maxpool2d_forward``): when the windows tile the
   input, the maximum over the window's rows first, then over its columns.
-- **Batch split** (``BatchSplit``): inside ``with BatchSplit(threads):``
-  (``fit`` enters one), each kernel gives every thread a part of the batch;
-  NumPy releases the GIL in its array work, so the element-wise work runs
-  on all cores, not only the matrix products. BatchNorm combines the parts'
-  statistics before normalising (``batchnorm_forward``).
+- **Pooling in chunks** (``_pool_chunks``): max pooling, forward and
+  backward, a few images at a time, so that its passes and temporaries
+  stay in the core's cache.
+- **Batch split** (``BatchSplit``, opt-in): inside ``with
+  BatchSplit(threads):``, each kernel gives every thread a part of the
+  batch; NumPy releases the GIL in its array work, so the element-wise
+  work runs on all cores, not only the matrix products. BatchNorm combines
+  the parts' statistics before normalising (``batchnorm_forward``). ``fit``
+  does not enter one: on two cores the handing over cost more than it
+  saved (the Speed page).
 
 The matrices these kernels build use (kernel row, kernel column, channel)
 order for a patch, not the chapter's (channel, kernel row, kernel column):
