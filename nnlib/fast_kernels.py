@@ -18,11 +18,16 @@ loop references. The strategies:
   columns, done on a view with long rows.
 - **Two-pass pooling** (``maxpool2d_forward``): when the windows tile the
   input, the maximum over the window's rows first, then over its columns.
-- **Batch split** (``BatchSplit``): inside ``with BatchSplit(threads):``
-  (``fit`` enters one), each kernel gives every thread a part of the batch;
-  NumPy releases the GIL in its array work, so the element-wise work runs
-  on all cores, not only the matrix products. BatchNorm combines the parts'
-  statistics before normalising (``batchnorm_forward``).
+- **Pooling in chunks** (``_pool_chunks``): max pooling, forward and
+  backward, a few images at a time, so that its passes and temporaries
+  stay in the core's cache.
+- **Batch split** (``BatchSplit``, opt-in): inside ``with
+  BatchSplit(threads):``, each kernel gives every thread a part of the
+  batch; NumPy releases the GIL in its array work, so the element-wise
+  work runs on all cores, not only the matrix products. BatchNorm combines
+  the parts' statistics before normalising (``batchnorm_forward``). ``fit``
+  does not enter one: on two cores the handing over cost more than it
+  saved (the Speed page).
 
 The matrices these kernels build use (kernel row, kernel column, channel)
 order for a patch, not the chapter's (channel, kernel row, kernel column):
@@ -448,6 +453,18 @@ def _max_of(arrays, out):
     return out
 
 
+POOL_CHUNK_BYTES = 1 << 19   # NOTE: 512 KB of input, with its temporaries in L2
+
+
+def _pool_chunks(lo, hi, image_bytes):
+    """Images lo:hi in chunks of about POOL_CHUNK_BYTES of input: the
+    pooling passes and their temporaries then stay in the core's cache.
+    Every value is computed as without chunks (maxima and routing are
+    exact)."""
+    step = max(1, POOL_CHUNK_BYTES // image_bytes)
+    return [(a, min(a + step, hi)) for a in range(lo, hi, step)]
+
+
 def _tiles(xh, k, stride, out_h, out_w):
     return stride == k and xh.shape[1] == k * out_h \
         and xh.shape[2] == k * out_w
@@ -471,17 +488,18 @@ def maxpool2d_forward(x, kernel_size, stride=None):
     tiles = _tiles(xh, k, stride, out_h, out_w)
 
     def work(lo, hi):
-        part = xh[lo:hi]
-        if tiles:
-            rows = part.reshape(hi - lo, out_h, k, w * c)
-            best_row = _max_of((rows[:, :, i] for i in range(k)),
-                               np.empty((hi - lo, out_h, w * c), x.dtype))
-            cols = best_row.reshape(hi - lo, out_h, out_w, k, c)
-            _max_of((cols[..., j, :] for j in range(k)), out[lo:hi])
-        else:
-            _max_of((part[:, p:p + stride * out_h:stride,
-                          q:q + stride * out_w:stride, :]
-                     for p in range(k) for q in range(k)), out[lo:hi])
+        for lo, hi in _pool_chunks(lo, hi, xh.strides[0]):
+            part = xh[lo:hi]
+            if tiles:
+                rows = part.reshape(hi - lo, out_h, k, w * c)
+                best_row = _max_of((rows[:, :, i] for i in range(k)),
+                                   np.empty((hi - lo, out_h, w * c), x.dtype))
+                cols = best_row.reshape(hi - lo, out_h, out_w, k, c)
+                _max_of((cols[..., j, :] for j in range(k)), out[lo:hi])
+            else:
+                _max_of((part[:, p:p + stride * out_h:stride,
+                              q:q + stride * out_w:stride, :]
+                         for p in range(k) for q in range(k)), out[lo:hi])
 
     _each_part(work, n, xh.size)
     return out.transpose(0, 3, 1, 2), (xh, out, k, stride)
@@ -506,6 +524,10 @@ def maxpool2d_backward(dout, cache):
     dx = np.empty_like(xh) if tiles else np.zeros_like(xh)
 
     def work(lo, hi):
+        for lo, hi in _pool_chunks(lo, hi, xh.strides[0]):
+            route(lo, hi)
+
+    def route(lo, hi):
         o, g, target = out[lo:hi], d[lo:hi], dx[lo:hi]
         if tiles and _scatter_through_mask(xh[lo:hi], o, g, target, k):
             return target

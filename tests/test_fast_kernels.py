@@ -122,9 +122,16 @@ def test_linear_matches_the_formula(split):
         == (None, None)
 
 
+@pytest.fixture(params=[False, True], ids=["one-chunk", "image-chunks"])
+def pool_chunks(request, monkeypatch):
+    """Pool the whole part at once, or one image at a time."""
+    if request.param:
+        monkeypatch.setattr(F, "POOL_CHUNK_BYTES", 1)
+
+
 @pytest.mark.parametrize("k,s,size", [(2, 2, 8), (2, 2, 9), (3, 3, 9),
                                       (2, 1, 9), (3, 2, 9)])
-def test_maxpool_matches_naive(k, s, size, split):
+def test_maxpool_matches_naive(k, s, size, split, pool_chunks):
     """Windows that tile the input (8 by 2, 9 by 3) take the two-pass
     path; the others, the strided slices."""
     rng = np.random.default_rng(3)
@@ -138,7 +145,8 @@ def test_maxpool_matches_naive(k, s, size, split):
 
 
 @pytest.mark.parametrize("size", [4, 6])
-def test_maxpool_ties_send_the_gradient_to_the_first_maximum(size, split):
+def test_maxpool_ties_send_the_gradient_to_the_first_maximum(size, split,
+                                                            pool_chunks):
     # after a ReLU whole windows are 0; and a window may hold its maximum
     # twice: the gradient goes to the first in row-major order only
     rng = np.random.default_rng(4)
@@ -149,6 +157,20 @@ def test_maxpool_ties_send_the_gradient_to_the_first_maximum(size, split):
     _, ref_cache = K.maxpool2d_forward_naive(x, 2)
     np.testing.assert_array_equal(dx, K.maxpool2d_backward_naive(dout,
                                                                  ref_cache))
+
+
+def test_maxpool_chunks_with_and_without_ties_route_alike(monkeypatch):
+    # one image with distinct values (the mask path), one of zeros (ties:
+    # the exact route): pooled an image at a time, each takes its own path
+    monkeypatch.setattr(F, "POOL_CHUNK_BYTES", 1)
+    rng = np.random.default_rng(5)
+    x = _channels_last(np.stack([rng.standard_normal((3, 6, 6)),
+                                 np.zeros((3, 6, 6))]))
+    out, cache = F.maxpool2d_forward(x, 2)
+    dout = rng.standard_normal(out.shape)
+    _, ref_cache = K.maxpool2d_forward_naive(x, 2)
+    np.testing.assert_array_equal(F.maxpool2d_backward(dout, cache),
+                                  K.maxpool2d_backward_naive(dout, ref_cache))
 
 
 @pytest.mark.parametrize("layout", [np.ascontiguousarray, _channels_last])
