@@ -129,7 +129,9 @@ def mcnemar(correct_a, correct_b):
     ``correct_a`` and ``correct_b`` are boolean arrays, one entry per image.
     Only the images where the two disagree carry information: ``only_a``
     (A right, B wrong) and ``only_b``. Under "equally good", each such image
-    is a fair coin, so the two-sided p-value is the binomial tail.
+    is a fair coin, so the two-sided p-value is twice the binomial tail
+    P(X <= min(only_a, only_b)) for X ~ Binomial(only_a + only_b, 1/2),
+    capped at 1: SciPy's ``binomtest(only_a, only_a + only_b).pvalue``.
     Returns ``(only_a, only_b, p_value)``.
     """
     correct_a = np.asarray(correct_a, dtype=bool)
@@ -143,8 +145,11 @@ def mcnemar(correct_a, correct_b):
     n, k = only_a + only_b, min(only_a, only_b)
     if n == 0:
         return only_a, only_b, 1.0
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2.0 ** n
-    return only_a, only_b, min(1.0, 2.0 * tail)
+    # Exact integers to the end: 2.0 ** n overflows a float from n = 1,024
+    # disagreements on, while Python divides two integers of any size into
+    # the correctly rounded float (a tiny p becomes 0.0, never an error).
+    twice_tail = 2 * sum(math.comb(n, i) for i in range(k + 1))
+    return only_a, only_b, min(1.0, twice_tail / 2 ** n)
 
 
 def environment():

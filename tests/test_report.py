@@ -78,6 +78,36 @@ def test_mcnemar_counts_disagreements_and_gives_the_exact_p_value():
         report.mcnemar(a, b[:3])
 
 
+def disagreeing(only_a, only_b, agree=100):
+    """Correctness of two models that disagree on only_a + only_b images."""
+    a = np.r_[np.ones(only_a, bool), np.zeros(only_b, bool), np.ones(agree, bool)]
+    b = np.r_[np.zeros(only_a, bool), np.ones(only_b, bool), np.ones(agree, bool)]
+    return a, b
+
+
+# SciPy 1.17's binomtest(only_a, only_a + only_b).pvalue, computed once (SciPy
+# is not a dependency of nnlib).
+SCIPY_BINOMTEST = {(520, 510): 0.7791639685715159,
+                   (600, 400): 2.728464156065947e-10,
+                   (5000, 5100): 0.32458154633139585,
+                   (3, 7): 0.34375}
+
+
+@pytest.mark.parametrize("counts", list(SCIPY_BINOMTEST))
+def test_mcnemar_agrees_with_scipy_beyond_1024_disagreements(counts):
+    # 2.0 ** 1030 overflowed a float: these raised OverflowError.
+    only_a, only_b, p = report.mcnemar(*disagreeing(*counts))
+    assert (only_a, only_b) == counts
+    assert p == pytest.approx(SCIPY_BINOMTEST[counts], rel=1e-12)
+    # the test is symmetric in the two models
+    assert report.mcnemar(*disagreeing(*counts)[::-1])[2] == p
+
+
+def test_mcnemar_p_value_of_a_landslide_underflows_to_zero():
+    assert report.mcnemar(*disagreeing(4000, 0)) == (4000, 0, 0.0)
+    assert report.mcnemar(*disagreeing(0, 0)) == (0, 0, 1.0)
+
+
 def test_computed_with_names_numpy_and_the_kernel():
     text = repr(report.ComputedWith())
     assert f"NumPy {np.__version__}" in text
