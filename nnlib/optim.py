@@ -20,9 +20,10 @@ from .layers import Parameter
 
 
 class Optimizer:
-    """Base class: the parameters, the learning rate, ``zero_grad``."""
+    """Base class: the parameters, the learning rate, L2 weight decay,
+    ``zero_grad``."""
 
-    def __init__(self, params, lr):
+    def __init__(self, params, lr, weight_decay=0.0):
         self.params = list(params)
         if not self.params:
             raise ValueError(f"{type(self).__name__} got no parameters; pass "
@@ -34,7 +35,9 @@ class Optimizer:
                                 f"{type(p).__name__}")
         if not lr >= 0:
             raise ValueError(f"learning rate must be >= 0, got {lr}")
-        self.lr = lr
+        if not weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        self.lr, self.weight_decay = lr, weight_decay
 
     def zero_grad(self):
         """Set every gradient to zero (in place)."""
@@ -44,6 +47,15 @@ class Optimizer:
     def step(self):
         """Update every parameter from its gradient."""
         raise NotImplementedError
+
+    def _gradient(self, p):
+        """The gradient the update uses: with L2 regularisation, ``g +
+        weight_decay * p``, the gradient of the loss plus
+        ``weight_decay / 2 * ||p||**2``. The one place every optimiser adds
+        it (AdamW, which decays the weights instead, overrides this)."""
+        if self.weight_decay:
+            return p.grad + self.weight_decay * p.data
+        return p.grad
 
     def _zeros(self):
         """One zero array per parameter: the optimiser's running state."""
@@ -63,21 +75,17 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr, momentum=0.0, nesterov=False,
                  weight_decay=0.0):
-        super().__init__(params, lr)
-        if momentum < 0 or weight_decay < 0:
-            raise ValueError("momentum and weight_decay must be >= 0, got "
-                             f"{momentum} and {weight_decay}")
+        super().__init__(params, lr, weight_decay)
+        if momentum < 0:
+            raise ValueError(f"momentum must be >= 0, got {momentum}")
         if nesterov and momentum == 0:
             raise ValueError("Nesterov momentum needs momentum > 0")
         self.momentum, self.nesterov = momentum, nesterov
-        self.weight_decay = weight_decay
         self.velocity = self._zeros() if momentum else None
 
     def step(self):
         for i, p in enumerate(self.params):
-            g = p.grad
-            if self.weight_decay:
-                g = g + self.weight_decay * p.data
+            g = self._gradient(p)
             if self.momentum:
                 v = self.velocity[i]
                 v *= self.momentum
@@ -105,14 +113,12 @@ class Adagrad(Optimizer):
 
     def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
                  initial_accumulator_value=0.0, eps=1e-10):
-        super().__init__(params, lr)
-        if (lr_decay < 0 or weight_decay < 0 or eps < 0
-                or initial_accumulator_value < 0):
+        super().__init__(params, lr, weight_decay)
+        if lr_decay < 0 or eps < 0 or initial_accumulator_value < 0:
             raise ValueError(
-                "lr_decay, weight_decay, initial_accumulator_value and eps "
-                f"must be >= 0, got {lr_decay}, {weight_decay}, "
-                f"{initial_accumulator_value} and {eps}")
-        self.lr_decay, self.weight_decay, self.eps = lr_decay, weight_decay, eps
+                "lr_decay, initial_accumulator_value and eps must be >= 0, "
+                f"got {lr_decay}, {initial_accumulator_value} and {eps}")
+        self.lr_decay, self.eps = lr_decay, eps
         self.initial_accumulator_value = initial_accumulator_value
         self.sum = [np.full_like(p.data, initial_accumulator_value)
                     for p in self.params]
@@ -122,9 +128,7 @@ class Adagrad(Optimizer):
         self.t += 1
         clr = self.lr / (1 + (self.t - 1) * self.lr_decay)
         for p, s in zip(self.params, self.sum):
-            g = p.grad
-            if self.weight_decay:
-                g = g + self.weight_decay * p.data
+            g = self._gradient(p)
             s += g * g
             p.data -= clr * g / (np.sqrt(s) + self.eps)
 
@@ -155,13 +159,13 @@ class RMSprop(Optimizer):
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8,
                  weight_decay=0.0, momentum=0.0, centered=False):
-        super().__init__(params, lr)
+        super().__init__(params, lr, weight_decay)
         if not 0 <= alpha < 1:
             raise ValueError(f"alpha must be in [0, 1), got {alpha}")
-        if eps < 0 or weight_decay < 0 or momentum < 0:
-            raise ValueError("eps, weight_decay and momentum must be >= 0, "
-                             f"got {eps}, {weight_decay} and {momentum}")
-        self.alpha, self.eps, self.weight_decay = alpha, eps, weight_decay
+        if eps < 0 or momentum < 0:
+            raise ValueError("eps and momentum must be >= 0, got "
+                             f"{eps} and {momentum}")
+        self.alpha, self.eps = alpha, eps
         self.momentum, self.centered = momentum, centered
         self.square_avg = self._zeros()
         self.grad_avg = self._zeros() if centered else None
@@ -170,9 +174,7 @@ class RMSprop(Optimizer):
     def step(self):
         alpha = self.alpha
         for i, p in enumerate(self.params):
-            g = p.grad
-            if self.weight_decay:
-                g = g + self.weight_decay * p.data
+            g = self._gradient(p)
             v = self.square_avg[i]
             v *= alpha
             v += (1 - alpha) * g * g
@@ -210,28 +212,22 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
                  weight_decay=0.0):
-        super().__init__(params, lr)
+        super().__init__(params, lr, weight_decay)
         beta1, beta2 = betas
         if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
             raise ValueError(f"betas must be in [0, 1), got {betas}")
-        if eps < 0 or weight_decay < 0:
-            raise ValueError("eps and weight_decay must be >= 0, got "
-                             f"{eps} and {weight_decay}")
+        if eps < 0:
+            raise ValueError(f"eps must be >= 0, got {eps}")
         self.betas, self.eps = (beta1, beta2), eps
-        self.weight_decay = weight_decay
         self.m, self.v = self._zeros(), self._zeros()
         self.t = 0
 
     def _bias_corrections(self):
-        """(1 - beta1**t, 1 - beta2**t) for the current step t."""
+        """(1 - beta1**t, 1 - beta2**t) for the current step t: a method of
+        its own so that a variant can change just this (chapter 5 rebuilds
+        the seed's off-by-one correction that way)."""
         beta1, beta2 = self.betas
         return 1 - beta1 ** self.t, 1 - beta2 ** self.t
-
-    def _gradient(self, p):
-        """The gradient Adam averages: with L2 decay added, for Adam."""
-        if self.weight_decay:
-            return p.grad + self.weight_decay * p.data
-        return p.grad
 
     def step(self):
         self.t += 1
@@ -263,30 +259,13 @@ class AdamW(Adam):
         super().__init__(params, lr, betas, eps, weight_decay)
 
     def _gradient(self, p):
-        return p.grad
+        return p.grad       # decoupled: no L2 term, see step()
 
     def step(self):
         if self.weight_decay:
             for p in self.params:
                 p.data *= 1 - self.lr * self.weight_decay
         super().step()
-
-
-class AdamOffByOne(Adam):
-    """The seed's bug, kept for chapter 5's experiment: bias correction one
-    step ahead.
-
-    The seed incremented its step counter and then corrected with
-    ``1 - beta**(t + 1)``: the first update divides by 1 - beta**2 instead
-    of 1 - beta. It never crashes, and it is hard to see: with a constant
-    gradient the first step is 0.74 of Adam's, the fifth 0.96, steps near
-    the 30th are about 1% larger, and after a few hundred steps the two
-    agree to 0.1%. Do not use it except to measure that difference.
-    """
-
-    def _bias_corrections(self):
-        beta1, beta2 = self.betas
-        return 1 - beta1 ** (self.t + 1), 1 - beta2 ** (self.t + 1)
 
 
 # ---------------------------------------------------------------------------
