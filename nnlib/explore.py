@@ -3,8 +3,6 @@
 - ``browse_digits(X, y)``: pick a digit and an example, see its pixels.
 - ``init_scale_explorer(X, rng=...)``: how the initial weight scale and the
   activation decide whether a deep network's signal explodes or dies.
-- ``hyperparameter_picker(train_fn)``: learning rate, initialisation and
-  batch size, and a button that trains.
 
 Each returns a widget (a ``VBox`` whose controls are attributes, such as
 ``.digit`` or ``.gain``); leave it on the last line of a cell to show it.
@@ -18,26 +16,22 @@ pictures can be computed in advance also comes precomputed:
   runs, and link the controls to the pictures in the browser
   (``Precomputed``). They work on the book's pages, with no kernel.
 
-``hyperparameter_picker`` trains, so it cannot be computed in advance; the
-book shows its precomputed first result. Pictures are PNG bytes in
-``widgets.Image``, drawn with Matplotlib's Agg renderer: no ipympl, no
-JavaScript of our own.
+Pictures are PNG bytes in ``widgets.Image``, drawn with Matplotlib's Agg
+renderer: no ipympl, no JavaScript of our own.
 """
 from __future__ import annotations
 
 import io
-import traceback
 
 import ipywidgets as widgets
 import numpy as np
-from matplotlib.figure import Figure
 from matplotlib.image import imsave
 
 from . import plots
 
-__all__ = ["browse_digits", "init_scale_explorer", "hyperparameter_picker",
+__all__ = ["browse_digits", "init_scale_explorer",
            "digit_gallery", "init_scale_gallery", "Precomputed",
-           "DigitBrowser", "InitScaleExplorer", "HyperparameterPicker"]
+           "DigitBrowser", "InitScaleExplorer"]
 
 
 # ---------------------------------------------------------------------------
@@ -415,126 +409,3 @@ def init_scale_gallery(X, *, rng, depth=10, width=256, gain=1.0,
     gallery.gain, gallery.activation = gain, activation
     gallery.forward = explorer.forward
     return gallery
-
-
-# ---------------------------------------------------------------------------
-# Pick hyperparameters and train
-# ---------------------------------------------------------------------------
-def _is_history(result):
-    if isinstance(result, dict):
-        return "train_loss" in result
-    return hasattr(result, "train_loss")
-
-
-def _final(result, key):
-    values = (result.get(key) if isinstance(result, dict)
-              else getattr(result, key, None))
-    return values[-1] if values else None
-
-
-class HyperparameterPicker(widgets.VBox):
-    """Controls ``.lr``, ``.init``, ``.batch_size``; ``.button`` calls
-    ``train_fn(lr=..., init=..., batch_size=...)``.
-
-    What ``train_fn`` prints or displays (a live view) goes to ``.output``;
-    the History or Figure it returns is drawn in ``.result``. In the static
-    book the button does nothing, so pass ``precomputed`` (the result of
-    ``train_fn`` with the initial settings) to have a result on the page.
-    """
-
-    def __init__(self, train_fn, *, lr=0.01, lr_range=(1e-4, 1.0),
-                 init="he", inits=("he", "xavier", "normal"),
-                 batch_size=64, batch_sizes=(16, 32, 64, 128, 256),
-                 precomputed=None):
-        super().__init__()
-        if not callable(train_fn):
-            raise TypeError("train_fn must be a function "
-                            "train_fn(lr=..., init=..., batch_size=...)")
-        self.train_fn = train_fn
-        lo, hi = np.log10(lr_range)
-        self.lr = widgets.FloatLogSlider(
-            value=lr, base=10, min=lo, max=hi, step=0.25,
-            description="learning rate", style={"description_width": "90px"})
-        self.init = widgets.Dropdown(options=list(inits), value=init,
-                                     description="init")
-        self.batch_size = widgets.Dropdown(
-            options=list(batch_sizes), value=batch_size,
-            description="batch size")
-        self.button = widgets.Button(description="Train",
-                                     button_style="primary", icon="play")
-        self.status = widgets.HTML()
-        self.output = widgets.Output()
-        self.result = widgets.Image(format="png", layout={"display": "none"})
-        self.button.on_click(self._on_click)
-        self.children = [
-            widgets.HBox([self.lr, self.init]),
-            widgets.HBox([self.batch_size, self.button]),
-            self.status, self.output, self.result]
-        if precomputed is None:
-            self.status.value = ("Choose the settings and press <b>Train</b>"
-                                 " (needs a running notebook).")
-        else:
-            self.show(precomputed, "Precomputed run")
-
-    def __repr__(self):
-        return f"HyperparameterPicker({self._describe(self.settings())})"
-
-    def settings(self):
-        """The chosen settings, as ``train_fn`` receives them."""
-        return {"lr": float(f"{self.lr.value:.3g}"), "init": self.init.value,
-                "batch_size": int(self.batch_size.value)}
-
-    @staticmethod
-    def _describe(settings):
-        return ", ".join(f"{k}={v!r}" for k, v in settings.items())
-
-    def show(self, result, label, settings=None):
-        """Draw a History or a Figure in ``.result``, and say what it is."""
-        note = f"{label} with {self._describe(settings or self.settings())}"
-        if _is_history(result):
-            for key, name in (("val_acc", "validation"), ("train_acc",
-                                                          "training")):
-                acc = _final(result, key)
-                if acc is not None:
-                    note += f": final {name} accuracy {acc:.2%}"
-                    break
-            result = plots.training_curves(result)
-        if isinstance(result, Figure):
-            self.result.value = plots.to_png(result)
-            self.result.layout.display = None
-        else:
-            self.result.layout.display = "none"
-            if result is not None:
-                note += f": {result!r}"
-        self.status.value = note + "."
-
-    def _on_click(self, button):
-        settings = self.settings()
-        self.button.disabled = True
-        self.status.value = f"Training with {self._describe(settings)}..."
-        self.output.clear_output()
-        result = error = None
-        try:
-            with self.output:
-                try:
-                    result = self.train_fn(**settings)
-                except Exception as e:     # shown here, not lost in a log
-                    traceback.print_exc()
-                    error = e
-        finally:
-            self.button.disabled = False
-        if error is not None:
-            self.status.value = (
-                f'<span style="color:{plots.WRONG}">train_fn failed: '
-                f"{type(error).__name__}: {error}</span>")
-        else:
-            self.show(result, "Trained", settings)
-
-
-def hyperparameter_picker(train_fn, **options):
-    """A widget to choose lr, init and batch size and train with them.
-
-    ``train_fn(lr=, init=, batch_size=)`` should return a History (or a
-    Figure); see ``HyperparameterPicker`` for the options.
-    """
-    return HyperparameterPicker(train_fn, **options)

@@ -1,4 +1,4 @@
-"""Figures for the chapters: arrays and training histories in, figures out.
+"""Figures for the chapters: arrays and results in, figures out.
 
 How a figure gets shown (one rule for the whole book)
 -----------------------------------------------------
@@ -15,6 +15,10 @@ Style: one small set of rc settings, applied only while a function draws
 (``style()``; nothing global changes), and the Okabe-Ito colours, which
 stay distinct for readers with any common colour-vision deficiency.
 Figures are at most about 9 inches wide, the width of a book page.
+
+The numbers a figure shows are computed elsewhere and passed in: the
+confusion matrix and the dead units by ``nnlib.metrics``, which needs no
+Matplotlib.
 """
 from __future__ import annotations
 
@@ -30,15 +34,17 @@ from matplotlib.colors import SymLogNorm
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
+from .metrics import as_labels
+
 __all__ = [
     "PALETTE", "style", "figure", "subplots", "log_y", "to_png",
     "as_images",
     "digit_grid", "class_distribution", "mean_images",
-    "confusion_matrix", "plot_confusion_matrix", "most_confident_mistakes",
+    "plot_confusion_matrix", "most_confident_mistakes",
     "conv_filters", "feature_maps",
     "activation_histograms", "layer_stats",
-    "dead_relu_fraction", "plot_dead_relu_fraction",
-    "training_curves", "lr_sweep", "lr_schedules", "im2col_picture",
+    "plot_dead_relu_fraction",
+    "lr_sweep", "lr_schedules", "im2col_picture",
 ]
 
 # Okabe & Ito (2008): blue, orange, bluish green, vermillion, reddish purple,
@@ -166,21 +172,6 @@ def _intensity_range(a):
     return lo, (hi if hi > lo else lo + 1)
 
 
-def _as_labels(y, name, n=None):
-    """Class indices as a 1-D int array, with a clear error otherwise."""
-    y = np.asarray(y)
-    if y.ndim != 1:
-        hint = (" (for scores or probabilities, take .argmax(axis=1))"
-                if y.ndim == 2 else "")
-        raise ValueError(f"{name} must be 1-D class indices, got shape "
-                         f"{y.shape}{hint}")
-    if y.size and not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"{name} must hold integers, got dtype {y.dtype}")
-    if n is not None and len(y) != n:
-        raise ValueError(f"{name} has {len(y)} entries for {n} images")
-    return y
-
-
 def _frame(ax, color="#999999", lw=0.6):
     """All four spines of an image panel (the style hides top and right)."""
     for spine in ax.spines.values():
@@ -238,11 +229,11 @@ def digit_grid(images, labels=None, predictions=None, ncols=10, title=None):
                              "wrong: pass labels=y too")
         captions = [""] * n
         return _image_grid(images, captions, ncols=ncols, title=title)
-    labels = _as_labels(labels, "labels", n)
+    labels = as_labels(labels, "labels", n)
     if predictions is None:
         captions = [str(t) for t in labels]
         return _image_grid(images, captions, ncols=ncols, title=title)
-    predictions = _as_labels(predictions, "predictions", n)
+    predictions = as_labels(predictions, "predictions", n)
     wrong = predictions != labels
     captions = [f"pred {p}\ntrue {t}" if w else str(t)
                 for p, t, w in zip(predictions, labels, wrong)]
@@ -256,9 +247,9 @@ def digit_grid(images, labels=None, predictions=None, ncols=10, title=None):
 @_styled
 def class_distribution(y_train, y_test=None, num_classes=10):
     """Bar chart of how many images each digit has, one panel per split."""
-    splits = {"training set": _as_labels(y_train, "y_train")}
+    splits = {"training set": as_labels(y_train, "y_train")}
     if y_test is not None:
-        splits["test set"] = _as_labels(y_test, "y_test")
+        splits["test set"] = as_labels(y_test, "y_test")
     fig, axes = subplots(1, len(splits), figsize=(4.4 * len(splits), 3.4))
     for ax, color, (name, y) in zip(axes.flat, PALETTE, splits.items()):
         counts = np.bincount(y, minlength=num_classes)
@@ -280,7 +271,7 @@ def class_distribution(y_train, y_test=None, num_classes=10):
 def mean_images(X, y):
     """The average image of each digit: a class "on average"."""
     images = as_images(X)
-    y = _as_labels(y, "y", len(images))
+    y = as_labels(y, "y", len(images))
     classes = np.unique(y)
     means = np.stack([images[y == c].mean(axis=0) for c in classes])
     captions = [f"{c}\nn={np.sum(y == c):,}" for c in classes]
@@ -291,20 +282,6 @@ def mean_images(X, y):
 # ---------------------------------------------------------------------------
 # Errors
 # ---------------------------------------------------------------------------
-def confusion_matrix(y_true, y_pred, num_classes=10):
-    """Counts ``cm[t, p]`` of images of true class t predicted as class p."""
-    y_true = _as_labels(y_true, "y_true")
-    y_pred = _as_labels(y_pred, "y_pred", len(y_true))
-    for name, y in (("y_true", y_true), ("y_pred", y_pred)):
-        if y.size and (y.min() < 0 or y.max() >= num_classes):
-            raise ValueError(f"{name} has values outside 0..{num_classes - 1};"
-                             " pass num_classes=")
-    # each (t, p) pair gets its own bin t * num_classes + p
-    flat = np.bincount(y_true * num_classes + y_pred,
-                       minlength=num_classes * num_classes)
-    return flat.reshape(num_classes, num_classes)
-
-
 @_styled
 def plot_confusion_matrix(cm, title=None):
     """The confusion matrix with its counts; colour on a log scale above 1,
@@ -312,7 +289,8 @@ def plot_confusion_matrix(cm, title=None):
     cm = np.asarray(cm)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or (cm < 0).any():
         raise ValueError("cm must be a square matrix of counts, e.g. from "
-                         f"confusion_matrix(y_true, y_pred); got {cm.shape}")
+                         "nnlib.metrics.confusion_matrix(y_true, y_pred); "
+                         f"got {cm.shape}")
     n = len(cm)
     total, correct = cm.sum(), np.trace(cm)
     fig, axes = subplots(figsize=(0.5 * n + 1.6, 0.5 * n + 0.9))
@@ -360,7 +338,7 @@ def _check_probs(probs, n):
 def most_confident_mistakes(images, y_true, probs, k=12, ncols=6):
     """The k wrong predictions the model was surest of."""
     images = as_images(images)
-    y_true = _as_labels(y_true, "y_true", len(images))
+    y_true = as_labels(y_true, "y_true", len(images))
     probs = _check_probs(probs, len(images))
     pred = probs.argmax(axis=1)
     confidence = probs[np.arange(len(pred)), pred]
@@ -585,29 +563,10 @@ def layer_stats(stats_by_scheme, title=None, ylabel="std of activations"):
     return fig
 
 
-def dead_relu_fraction(activations_by_layer):
-    """Fraction of dead units in each layer.
-
-    A unit (one entry of an example's activation: a neuron, or one channel
-    at one position) is dead on this batch if its output is 0 for every
-    example; give each layer's ReLU outputs with the batch on axis 0.
-    Returns floats in the container given: a dict or a list.
-    """
-    def fraction(a):
-        a = np.asarray(a)
-        if a.ndim < 2:
-            raise ValueError("each layer's activations need a batch axis "
-                             f"first, (N, ...); got shape {a.shape}")
-        return float(np.all(a <= 0, axis=0).mean())
-
-    if isinstance(activations_by_layer, Mapping):
-        return {k: fraction(a) for k, a in activations_by_layer.items()}
-    return [fraction(a) for a in activations_by_layer]
-
-
 @_styled
 def plot_dead_relu_fraction(fractions, title=None):
-    """Bars of the dead fraction per layer, as from ``dead_relu_fraction``.
+    """Bars of the dead fraction per layer, as from
+    ``metrics.dead_relu_fraction``.
 
     ``fractions``: per layer (dict or list), or a dict scheme -> per layer,
     drawn as groups of bars.
@@ -642,137 +601,12 @@ def plot_dead_relu_fraction(fractions, title=None):
 
 
 # ---------------------------------------------------------------------------
-# Training
+# Training: learning rates
 # ---------------------------------------------------------------------------
-_HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc",
-                 "lr", "step_loss", "steps")
-
-
-def _field(history, key):
-    """A History attribute or dict entry as a float array ([] if absent)."""
-    if isinstance(history, Mapping):
-        value = history.get(key)
-    else:
-        value = getattr(history, key, None)
-    return np.asarray([] if value is None else value, dtype=float)
-
-
-def _as_histories(histories):
-    """{name: history}; a single History (object or dict) is named ''."""
-    if isinstance(histories, Mapping) and not any(
-            k in histories for k in _HISTORY_KEYS):
-        return dict(histories)
-    return {"": histories}
-
-
-def _running_mean(values, window):
-    """The mean of every ``window`` consecutive values (len - window + 1 of
-    them). Applied to x as well, the curve is centred and does not lag."""
-    total = np.cumsum(np.r_[0.0, values])
-    return (total[window:] - total[:-window]) / window
-
-
-def _steps_per_epoch(history, steps, epochs):
-    known = (history.get("steps_per_epoch") if isinstance(history, Mapping)
-             else getattr(history, "steps_per_epoch", None))
-    if known:
-        return float(known)
-    if len(epochs) and epochs[-1] > 0 and len(steps):
-        return steps[-1] / epochs[-1]      # a run that ended at an epoch end
-    return None
-
-
-def _plot_loss(ax, h, color, window):
-    epochs = _field(h, "epoch")
-    step_loss, steps = _field(h, "step_loss"), _field(h, "steps")
-    if len(steps) != len(step_loss):
-        steps = np.arange(1, len(step_loss) + 1, dtype=float)
-    per_epoch = _steps_per_epoch(h, steps, epochs)
-    finite = np.isfinite(step_loss)
-    if finite.any() and per_epoch:
-        x, loss = steps[finite] / per_epoch, step_loss[finite]
-        w = window or max(1, len(loss) // 100)
-        ax.plot(x, loss, color=color, alpha=0.2, lw=0.8)
-        ax.plot(_running_mean(x, w), _running_mean(loss, w), color=color)
-    else:
-        train = _field(h, "train_loss")
-        ax.plot(epochs[:len(train)], train, color=color, marker="o", ms=4)
-    val = _field(h, "val_loss")
-    if len(val):
-        ax.plot(epochs[:len(val)], val, color=color, ls="--", marker="o",
-                ms=4, mfc="white")
-    stop = (h.get("stop_reason") if isinstance(h, Mapping)
-            else getattr(h, "stop_reason", None))
-    if stop == "nan":
-        ax.text(0.98, 0.95, "stopped: the loss became NaN",
-                transform=ax.transAxes, ha="right", va="top", color=WRONG)
-
-
-def _plot_acc(ax, h, color):
-    epochs = _field(h, "epoch")
-    for key, ls, mfc in (("train_acc", "-", color),
-                         ("val_acc", "--", "white")):
-        acc = _field(h, key)
-        if np.nanmax(acc, initial=0) > 1:
-            raise ValueError(f"{key} must be fractions in [0, 1], got a value "
-                             f"{np.nanmax(acc)}; divide percentages by 100")
-        ax.plot(epochs[:len(acc)], 100 * acc, color=color, ls=ls,
-                marker="o", ms=4, mfc=mfc)
-
-
 def _stairs(ax, values, start, **kwargs):
     """Value i held flat from x = start + i to start + i + 1."""
     x = start + np.arange(len(values) + 1)
     ax.plot(x, np.r_[values, values[-1]], drawstyle="steps-post", **kwargs)
-
-
-@_styled
-def training_curves(histories, metrics=("loss", "acc"), window=None,
-                    log_loss=False):
-    """Loss, accuracy (and optionally learning rate) against epochs.
-
-    ``histories``: one History (or dict with its keys), or a dict
-    name -> History to compare runs, one colour each. Solid lines are the
-    training set (the per-step loss, faint, under its running mean over
-    ``window`` steps, by default 1% of them), dashed lines with open
-    markers the validation set. Epoch e spans e-1 to e on the x axis; its
-    validation point sits at its end, e.
-    """
-    runs = _as_histories(histories)
-    allowed = {"loss", "acc", "lr"}
-    if not set(metrics) <= allowed:
-        raise ValueError(f"metrics must be among {sorted(allowed)}, got "
-                         f"{metrics}")
-    fig, axes = subplots(1, len(metrics),
-                         figsize=(min(9, 4.3 * len(metrics)), 3.5))
-    for ax, metric in zip(axes.flat, metrics):
-        for color, h in zip(PALETTE * 2, runs.values()):
-            if metric == "loss":
-                _plot_loss(ax, h, color, window)
-            elif metric == "acc":
-                _plot_acc(ax, h, color)
-            else:
-                lr, epochs = _field(h, "lr"), _field(h, "epoch")
-                if len(lr):
-                    first = epochs[0] if len(epochs) else 1
-                    _stairs(ax, lr, first - 1, color=color)
-        if metric == "lr" or (metric == "loss" and log_loss):
-            log_y(ax)
-        ax.set_xlim(left=0)
-        ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
-        ax.set_xlabel("epoch")
-        ax.set_ylabel({"loss": "cross-entropy loss", "acc": "accuracy (%)",
-                       "lr": "learning rate"}[metric])
-        ax.set_title({"loss": "Loss", "acc": "Accuracy",
-                      "lr": "Learning rate"}[metric])
-    handles = [Line2D([], [], color=INK, label="training"),
-               Line2D([], [], color=INK, ls="--", marker="o", mfc="white",
-                      ms=4, label="validation")]
-    handles += [Line2D([], [], color=c, lw=4, label=name)
-                for c, name in zip(PALETTE * 2, runs) if name]
-    fig.legend(handles=handles, loc="outside lower center",
-               ncols=min(len(handles), 6))
-    return fig
 
 
 @_styled

@@ -110,65 +110,6 @@ def test_init_scale_explorer_needs_a_generator():
 
 
 # ---------------------------------------------------------------------------
-def fake_history(val_acc=0.9):
-    return {"epoch": [1, 2], "train_loss": [0.6, 0.3],
-            "val_loss": [0.7, 0.4], "train_acc": [0.8, 0.9],
-            "val_acc": [0.85, val_acc], "steps": list(range(1, 11)),
-            "step_loss": list(np.linspace(2, 0.3, 10))}
-
-
-def test_hyperparameter_picker_trains_with_the_chosen_settings():
-    calls = []
-
-    def train_fn(**settings):
-        calls.append(settings)
-        return fake_history(0.93)
-
-    p = explore.hyperparameter_picker(train_fn)
-    assert png(p.result) == b"" and "Train" in p.status.value
-    p.lr.value, p.init.value, p.batch_size.value = 0.1, "xavier", 128
-    p.button.click()
-    assert calls == [{"lr": 0.1, "init": "xavier", "batch_size": 128}]
-    assert png(p.result).startswith(PNG)
-    assert "Trained" in p.status.value
-    assert "final validation accuracy 93.00%" in p.status.value
-    assert not p.button.disabled
-
-
-def test_hyperparameter_picker_shows_a_precomputed_run():
-    p = explore.hyperparameter_picker(lambda **kw: None,
-                                      precomputed=fake_history(0.97))
-    assert png(p.result).startswith(PNG)
-    assert p.status.value.startswith("Precomputed run with lr=0.01")
-    assert "97.00%" in p.status.value
-
-
-def test_hyperparameter_picker_shows_a_returned_figure_or_nothing():
-    from nnlib import plots
-    figure = plots.layer_stats({"a": [1, 2]})
-    p = explore.hyperparameter_picker(lambda **kw: figure)
-    assert p.result.layout.display == "none"        # nothing to show yet
-    p.button.click()
-    assert png(p.result) == plots.to_png(figure)
-    assert p.result.layout.display is None
-    p.train_fn = lambda **kw: None
-    p.button.click()
-    assert p.result.layout.display == "none"        # no stale picture
-
-
-def test_hyperparameter_picker_reports_a_failure():
-    def train_fn(**settings):
-        raise FloatingPointError("loss became NaN at step 12")
-
-    p = explore.hyperparameter_picker(train_fn)
-    p.button.click()
-    assert "FloatingPointError: loss became NaN" in p.status.value
-    assert not p.button.disabled
-    with pytest.raises(TypeError, match="function"):
-        explore.hyperparameter_picker("train")
-
-
-# ---------------------------------------------------------------------------
 # Precomputed explorers: every combination rendered, controls linked in JS
 # ---------------------------------------------------------------------------
 def test_precomputed_renders_every_combination_and_links_each_control():

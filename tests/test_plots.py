@@ -1,9 +1,9 @@
 """The chapters' figures, drawn from small synthetic arrays.
 
 Each figure must have the panels it promises and draw without a single
-warning; the numbers behind the figures (confusion counts, dead units) must
-be exact; and no figure may stay registered with pyplot (that is what keeps
-a notebook from showing it twice).
+warning (the numbers behind them are tested in test_metrics.py); and no
+figure may stay registered with pyplot (that is what keeps a notebook from
+showing it twice).
 """
 import os
 
@@ -118,22 +118,6 @@ def test_mean_images_shows_each_class_average():
 # ---------------------------------------------------------------------------
 # Errors
 # ---------------------------------------------------------------------------
-def test_confusion_matrix_counts_exactly():
-    y_true = [0, 0, 1, 2, 2, 2]
-    y_pred = [0, 1, 1, 2, 0, 2]
-    cm = plots.confusion_matrix(y_true, y_pred, num_classes=3)
-    np.testing.assert_array_equal(cm, [[1, 1, 0],
-                                       [0, 1, 0],
-                                       [1, 0, 2]])
-
-
-def test_confusion_matrix_rejects_scores_and_out_of_range_labels():
-    with pytest.raises(ValueError, match="argmax"):
-        plots.confusion_matrix([0, 1], np.eye(2))
-    with pytest.raises(ValueError, match="outside 0..2"):
-        plots.confusion_matrix([0, 3], [0, 1], num_classes=3)
-
-
 def test_plot_confusion_matrix_writes_every_count():
     cm = np.array([[50, 2, 0], [1, 40, 7], [0, 0, 30]])
     fig = drawn(plots.plot_confusion_matrix(cm))
@@ -266,19 +250,6 @@ def test_layer_stats_one_log_line_per_scheme():
     np.testing.assert_array_equal(lines[2].get_ydata(), [1, np.nan, np.nan])
 
 
-def test_dead_relu_fraction_is_exact():
-    a = np.ones((4, 5))
-    a[:, [0, 3]] = 0                 # two of five units never fire
-    a[1:, 1] = 0                     # this one fires once: alive
-    assert plots.dead_relu_fraction([a]) == [0.4]
-    conv = np.ones((3, 2, 2, 2))
-    conv[:, 1, 0, :] = 0             # 2 of 8 (channel, position) units
-    assert plots.dead_relu_fraction({"c": conv, "a": a}) == {"c": 0.25,
-                                                             "a": 0.4}
-    with pytest.raises(ValueError, match="batch axis"):
-        plots.dead_relu_fraction([np.zeros(5)])
-
-
 def test_plot_dead_relu_fraction_single_and_grouped():
     single = {"layer 1": 0.0, "layer 2": 0.25, "layer 3": 0.5}
     ax = drawn(plots.plot_dead_relu_fraction(single)).axes[0]
@@ -291,61 +262,8 @@ def test_plot_dead_relu_fraction_single_and_grouped():
 
 
 # ---------------------------------------------------------------------------
-# Training
+# Training: learning rates
 # ---------------------------------------------------------------------------
-def history(epochs=3, steps_per_epoch=20, seed=0):
-    rng = np.random.default_rng(seed)
-    steps = np.arange(1, epochs * steps_per_epoch + 1)
-    return dict(epoch=list(range(1, epochs + 1)),
-                train_loss=[1.0, 0.5, 0.3][:epochs],
-                val_loss=[1.1, 0.6, 0.4][:epochs],
-                train_acc=[0.7, 0.85, 0.9][:epochs],
-                val_acc=[0.65, 0.8, 0.875][:epochs],
-                lr=[0.1, 0.05, 0.025][:epochs],
-                steps=list(steps),
-                step_loss=list(2 / steps + rng.random(len(steps)) * 0.1),
-                stop_reason="completed")
-
-
-def test_training_curves_from_a_history_object():
-    from nnlib.train import History
-    h = History(**history())
-    fig = drawn(plots.training_curves(h))
-    loss_ax, acc_ax = fig.axes
-    raw = loss_ax.get_lines()[0]
-    assert raw.get_xdata()[-1] == 3                 # step 60 = end of epoch 3
-    np.testing.assert_allclose(raw.get_ydata(), h.step_loss)
-    val_acc = acc_ax.get_lines()[1]
-    np.testing.assert_allclose(val_acc.get_ydata(), [65, 80, 87.5])
-    np.testing.assert_array_equal(val_acc.get_xdata(), [1, 2, 3])
-
-
-def test_training_curves_compares_named_runs():
-    runs = {"SGD": history(), "Adam": SimpleNamespace(**history(2, seed=1))}
-    fig = drawn(plots.training_curves(runs, metrics=("loss", "acc", "lr")))
-    assert len(fig.axes) == 3
-    assert fig.axes[2].get_yscale() == "log"
-    legend = [t.get_text() for t in fig.legends[0].texts]
-    assert legend == ["training", "validation", "SGD", "Adam"]
-
-
-def test_training_curves_rejects_percentages_and_unknown_metrics():
-    h = history()
-    h["val_acc"] = [65, 80, 87.5]
-    with pytest.raises(ValueError, match="fractions"):
-        plots.training_curves(h)
-    with pytest.raises(ValueError, match="metrics"):
-        plots.training_curves(history(), metrics=("loss", "f1"))
-
-
-def test_training_curves_without_steps_uses_epoch_losses():
-    h = history()
-    del h["steps"], h["step_loss"]
-    fig = drawn(plots.training_curves(h, metrics=("loss",)))
-    train = fig.axes[0].get_lines()[0]
-    np.testing.assert_allclose(train.get_ydata(), h["train_loss"])
-
-
 def test_lr_sweep_circles_the_best_and_marks_divergence():
     results = {"SGD": {0.01: 0.9, 0.1: 0.975, 1.0: float("nan")},
                "Adam": {0.001: 0.98, 0.01: 0.97}}
