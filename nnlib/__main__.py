@@ -7,11 +7,10 @@ import sys
 
 import numpy as np
 
-from . import data, io, models
-from .live import TextProgress
+from . import data, io, mnist, models
 from .losses import CrossEntropyLoss
+from .metrics import confusion_matrix
 from .optim import SGD, Adam, AdamW
-from .plots import confusion_matrix
 from .train import evaluate, fit, predict
 
 # The default learning rate of each optimiser, when --lr is not given.
@@ -25,7 +24,7 @@ examples:
   python -m nnlib evaluate cnn.npz --model cnn
 
 MNIST is read from --data-dir, $NNLIB_DATA_DIR or the cache, and fetched
-on first use (see nnlib.data).
+on first use (see nnlib.mnist).
 """
 
 
@@ -91,8 +90,12 @@ def build_parser():
 
 
 def run_train(args):
+    # Imported here: live also draws figures (Matplotlib), which `evaluate`
+    # has no use for.
+    from .live import TextProgress
+
     rng = np.random.default_rng(args.seed)
-    X_train, y_train, X_test, y_test = data.load_mnist(args.data_dir)
+    X_train, y_train, X_test, y_test = mnist.load_mnist(args.data_dir)
     X_val = y_val = None
     if args.val:
         X_train, y_train, X_val, y_val = data.train_val_split(
@@ -134,7 +137,7 @@ def run_evaluate(args):
         message = err.args[0] if isinstance(err, KeyError) else err
         print(f"python -m nnlib evaluate: {message}", file=sys.stderr)
         return 1
-    _, _, X_test, y_test = data.load_mnist(args.data_dir)
+    _, _, X_test, y_test = mnist.load_mnist(args.data_dir)
     predicted = predict(model, _inputs(X_test, args.model)).argmax(axis=1)
     matrix = confusion_matrix(y_test, predicted)
     print(f"test accuracy {np.trace(matrix) / len(y_test):.2%} "

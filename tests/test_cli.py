@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from nnlib import data
-from nnlib.__main__ import confusion_matrix, format_confusion_matrix, main
+from nnlib.__main__ import format_confusion_matrix, main
+from nnlib.metrics import confusion_matrix
 
 
 def test_help_names_the_commands_with_examples():
@@ -54,6 +55,36 @@ def test_confusion_matrix_counts_pairs():
     assert table[1].split() == ["true", "0", "1", "2", "recall"]
     assert table[2].split() == ["0", "1", "1", "0", "50.0%"]
     assert table[4].split() == ["2", "1", "0", "2", "66.7%"]
+
+
+EVALUATE_ON_FAKE_DIGITS = """
+import sys
+import numpy as np
+from nnlib import io, mnist, models
+from nnlib.__main__ import main
+
+rng = np.random.default_rng(0)
+io.save_model(models.mlp(rng=rng), sys.argv[1])
+X = rng.integers(0, 256, (50, 28, 28), dtype=np.uint8)
+y = rng.integers(0, 10, 50, dtype=np.uint8)
+mnist.load_mnist = lambda data_dir=None, **options: (X, y, X, y)
+status = main(["evaluate", sys.argv[1], "--model", "mlp"])
+print("status", status)
+print("loaded", sorted(m for m in sys.modules if m.startswith("matplotlib")))
+"""
+
+
+def test_evaluate_counts_without_matplotlib(tmp_path):
+    # Counting a model's errors is NumPy's work; pyplot (and with it a GUI
+    # backend) has no business starting in a terminal or on a server.
+    done = subprocess.run(
+        [sys.executable, "-c", EVALUATE_ON_FAKE_DIGITS,
+         str(tmp_path / "mlp.npz")],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "status 0" in done.stdout
+    assert "of 50 images" in done.stdout and "recall" in done.stdout
+    assert "loaded []" in done.stdout
 
 
 def test_evaluate_a_missing_file_says_so(tmp_path, capsys):

@@ -80,8 +80,9 @@ def test_mcnemar_counts_disagreements_and_gives_the_exact_p_value():
 
 def disagreeing(only_a, only_b, agree=100):
     """Correctness of two models that disagree on only_a + only_b images."""
-    a = np.r_[np.ones(only_a, bool), np.zeros(only_b, bool), np.ones(agree, bool)]
-    b = np.r_[np.zeros(only_a, bool), np.ones(only_b, bool), np.ones(agree, bool)]
+    both = np.ones(agree, bool)
+    a = np.r_[np.ones(only_a, bool), np.zeros(only_b, bool), both]
+    b = np.r_[np.zeros(only_a, bool), np.ones(only_b, bool), both]
     return a, b
 
 
