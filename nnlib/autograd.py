@@ -23,6 +23,8 @@ import contextlib
 import numpy as np
 
 from . import kernels
+from . import layers as nn_layers
+from .losses import log_softmax as _log_softmax_array
 
 _recording = [True]
 
@@ -236,8 +238,7 @@ def mean(a, axis=None, keepdims=False):
 # -- classification loss ---------------------------------------------------
 def log_softmax(a):
     """Row-wise log(softmax(a)) for a of shape (N, C), without overflow."""
-    shifted = a.data - a.data.max(axis=1, keepdims=True)
-    out = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    out = _log_softmax_array(a.data)
     return record(out, "log_softmax", (a,), lambda g, logp: (
         g - np.exp(logp) * g.sum(axis=1, keepdims=True),), (out,))
 
@@ -295,11 +296,9 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training=True,
         mu = x.mean(axis=axes, keepdims=True)
         xc = x - mu
         var = (xc * xc).mean(axis=axes, keepdims=True)
-        m = x.data.size // x.shape[1]
-        running_mean *= 1 - momentum
-        running_mean += momentum * mu.data.reshape(-1)
-        running_var *= 1 - momentum
-        running_var += momentum * var.data.reshape(-1) * (m / max(m - 1, 1))
+        kernels.update_running_stats(
+            running_mean, running_var, mu.data.reshape(-1),
+            var.data.reshape(-1), x.data.size // x.shape[1], momentum)
     else:
         xc = x - running_mean.reshape(shape)
         var = Tensor(running_var.reshape(shape))
@@ -309,9 +308,24 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training=True,
 
 # -- torch.nn's and torch.optim's counterparts ------------------------------
 class Module:
-    """Parameters (leaf Tensors) by name, and the training/evaluation mode."""
+    """Parameters (leaf Tensors) by name, and the training/evaluation mode.
+
+    A class that mirrors an nnlib layer names it in ``twin_of`` and builds
+    itself from one in ``from_layer``; ``from_nnlib`` finds it there.
+    """
     training = True
     layers = ()
+    twin_of = None                 # the nnlib.layers class this one mirrors
+    # A Tensor made from data never requires a gradient, so no input
+    # gradient is computed whatever this says; it is here because
+    # nnlib.train.fit sets it off while it trains, as for nnlib's layers.
+    input_grad = True
+
+    @classmethod
+    def from_layer(cls, layer):
+        """This class's twin of an nnlib ``layer``, from copies of its
+        weights (a layer without settings or weights by default)."""
+        return cls()
 
     def named_parameters(self, prefix=""):
         out = [(prefix + k, v) for k, v in vars(self).items()
@@ -341,6 +355,12 @@ def _param(array):
 
 
 class Linear(Module):
+    twin_of = nn_layers.Linear
+
+    @classmethod
+    def from_layer(cls, layer):
+        return cls(layer.weight.data, layer.bias.data)
+
     def __init__(self, weight, bias):
         self.weight, self.bias = _param(weight), _param(bias)
 
@@ -349,6 +369,13 @@ class Linear(Module):
 
 
 class Conv2d(Module):
+    twin_of = nn_layers.Conv2d
+
+    @classmethod
+    def from_layer(cls, layer):
+        return cls(layer.weight.data, layer.bias.data, layer.stride,
+                   layer.padding)
+
     def __init__(self, weight, bias, stride=1, padding=0):
         self.weight, self.bias = _param(weight), _param(bias)
         self.stride, self.padding = stride, padding
@@ -358,6 +385,13 @@ class Conv2d(Module):
 
 
 class BatchNorm2d(Module):
+    twin_of = nn_layers.BatchNorm2d
+
+    @classmethod
+    def from_layer(cls, layer):
+        return cls(layer.weight.data, layer.bias.data, layer.running_mean,
+                   layer.running_var, layer.momentum, layer.eps)
+
     def __init__(self, weight, bias, running_mean, running_var,
                  momentum=0.1, eps=1e-5):
         self.weight, self.bias = _param(weight), _param(bias)
@@ -372,10 +406,21 @@ class BatchNorm2d(Module):
 
 
 class ReLU(Module):
+    twin_of = nn_layers.ReLU
     __call__ = staticmethod(relu)
 
 
 class MaxPool2d(Module):
+    twin_of = nn_layers.MaxPool2d
+
+    @classmethod
+    def from_layer(cls, layer):
+        if layer.stride != layer.kernel_size:
+            raise TypeError(f"from_nnlib: {layer!r} has a stride other than "
+                            "its kernel size, which this MaxPool2d does not "
+                            "have; use stride=kernel_size")
+        return cls(layer.kernel_size)
+
     def __init__(self, kernel_size):
         self.kernel_size = kernel_size
 
@@ -384,6 +429,8 @@ class MaxPool2d(Module):
 
 
 class Flatten(Module):
+    twin_of = nn_layers.Flatten
+
     def __call__(self, x):
         return x.reshape(len(x), -1)
 
@@ -402,30 +449,37 @@ class Sequential(Module):
 
 
 def from_nnlib(model):
-    """An autograd twin of an nnlib ``Sequential`` (Linear, Conv2d,
-    BatchNorm2d, ReLU, MaxPool2d, Flatten), starting from copies of its
-    weights; parameter names are the same (``0.weight``, ...)."""
-    from . import layers as L
-    twins = []
+    """An autograd twin of an nnlib ``Sequential``, starting from copies of
+    its weights; parameter names are the same (``0.weight``, ...). Each
+    layer's twin is the class above whose ``twin_of`` is its type."""
+    twins = {cls.twin_of: cls for cls in _subclasses(Module) if cls.twin_of}
+    out = []
     for layer in model:
-        if isinstance(layer, L.Linear):
-            twin = Linear(layer.weight.data, layer.bias.data)
-        elif isinstance(layer, L.Conv2d):
-            twin = Conv2d(layer.weight.data, layer.bias.data, layer.stride,
-                          layer.padding)
-        elif isinstance(layer, L.BatchNorm2d):
-            twin = BatchNorm2d(layer.weight.data, layer.bias.data,
-                               layer.running_mean, layer.running_var,
-                               layer.momentum, layer.eps)
-        elif isinstance(layer, L.MaxPool2d) and layer.stride == \
-                layer.kernel_size:
-            twin = MaxPool2d(layer.kernel_size)
-        elif type(layer) in (L.ReLU, L.Flatten):
-            twin = {L.ReLU: ReLU, L.Flatten: Flatten}[type(layer)]()
-        else:
-            raise TypeError(f"from_nnlib does not know {layer!r}")
-        twins.append(twin)
-    return Sequential(*twins)
+        if type(layer) not in twins:
+            known = ", ".join(sorted(t.__name__ for t in twins))
+            raise TypeError(f"from_nnlib does not know {layer!r}; it knows "
+                            f"{known}. Give an autograd Module subclass "
+                            f"twin_of = nnlib.layers.{type(layer).__name__}")
+        out.append(twins[type(layer)].from_layer(layer))
+    return Sequential(*out)
+
+
+def _subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def train_step(model, loss_fn, X_batch, y_batch):
+    """``nnlib.train.fit``'s step for a model of this module: the forward
+    pass on ``Tensor(X_batch)``, ``loss = loss_fn(logits, y_batch)`` (e.g.
+    ``cross_entropy``), ``loss.backward()``; returns (loss, logits) as
+    numbers and an array. With it, ``fit(model, cross_entropy, optimizer,
+    ..., step=train_step)`` trains an autograd model."""
+    logits = model(Tensor(X_batch))
+    loss = loss_fn(logits, y_batch)
+    loss.backward()
+    return loss.item(), logits.data
 
 
 class SGD:

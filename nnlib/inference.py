@@ -18,10 +18,13 @@ thread count) with less work:
    overwrite the array the step before it made, instead of allocating a
    new one and keeping a mask or a cache.
 
-The steps hold no state, so several threads may run them at once on
-different batches (``nnlib.train.predict`` does). ``Sequential.forward`` in
-evaluation mode is the reference; the tests check that the two agree
-exactly, and that the caller's input array is never written to.
+Each layer says which steps it is (``Module.inference_steps`` in
+``nnlib.layers``; a layer that does not say runs its own ``forward``), so a
+new layer needs nothing here. The steps hold no state, so several threads
+may run them at once on different batches (``nnlib.train.predict`` does).
+``Sequential.forward`` in evaluation mode is the reference; the tests check
+that the two agree exactly, and that the caller's input array is never
+written to.
 """
 from __future__ import annotations
 
@@ -31,11 +34,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import fast_kernels as fast
-from .kernels import batchnorm_eval_affine
-from .layers import (BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten,
-                     Linear, MaxPool2d, Module, ReLU, Sequential, Sigmoid,
-                     Tanh, sigmoid)
+from .layout import channels_last_copy, rows_view
 
 
 class Output(Enum):
@@ -66,15 +65,13 @@ class Step:
             self.output = Output.VIEW
 
 
-def compile_forward(model: Module) -> "CompiledForward":
+def compile_forward(model) -> "CompiledForward":
     """The model's evaluation-mode forward pass as a ``CompiledForward``.
 
     The steps hold copies of the weights and running statistics: a snapshot
     of the model as it is now. Compile again after training it further.
     """
-    layers = list(model) if isinstance(model, Sequential) else [model]
-    steps = [step for layer in layers for step in _steps(layer)]
-    return CompiledForward(_pool_early(steps))
+    return CompiledForward(_pool_early(model.inference_steps()))
 
 
 class CompiledForward:
@@ -92,8 +89,8 @@ class CompiledForward:
     def __call__(self, x):
         owned = False               # may the steps write into x?
         for step in self.steps:
-            if step.in_place and not (owned and _rows(x) is not None):
-                x, owned = _copy(x), True
+            if step.in_place and not (owned and rows_view(x) is not None):
+                x, owned = channels_last_copy(x), True
             x = step.run(x)
             if step.output is not Output.VIEW:
                 owned = step.output is Output.NEW
@@ -114,81 +111,3 @@ def _pool_early(steps):
                 j -= 1
             steps.insert(j, steps.pop(i))
     return steps
-
-
-# ---------------------------------------------------------------------------
-# Each layer as steps
-# ---------------------------------------------------------------------------
-def _steps(layer):
-    if isinstance(layer, Conv2d):
-        return _conv_steps(layer)
-    if isinstance(layer, Linear):
-        w = layer.weight.data.copy()
-        b = None if layer.bias is None else layer.bias.data.copy()
-        return [Step("linear", lambda x: fast.linear_forward(x, w, b))]
-    if isinstance(layer, (BatchNorm1d, BatchNorm2d)):
-        scale, shift = batchnorm_eval_affine(
-            layer.weight.data, layer.bias.data, layer.running_mean,
-            layer.running_var, layer.eps)
-        return [Step("batchnorm", lambda x: _affine(x, scale, shift),
-                     in_place=True, monotone=bool(np.all(scale >= 0)))]
-    if isinstance(layer, ReLU):
-        return [Step("relu", lambda x: np.maximum(x, 0, out=x),
-                     in_place=True, monotone=True)]
-    if isinstance(layer, MaxPool2d):
-        k, s = layer.kernel_size, layer.stride
-        return [Step("max pool", lambda x: fast.maxpool2d_forward(x, k, s)[0],
-                     is_pool=True)]
-    if isinstance(layer, Flatten):
-        return [Step("flatten", lambda x: x.reshape(len(x), -1),
-                     output=Output.VIEW)]
-    if isinstance(layer, Tanh):
-        return [Step("tanh", np.tanh)]
-    if isinstance(layer, Sigmoid):
-        return [Step("sigmoid", sigmoid)]
-    if isinstance(layer, Dropout):
-        return []                       # the identity in evaluation mode
-    return [Step(f"forward of {layer!r}", layer.forward,
-                 output=Output.UNKNOWN)]
-
-
-def _conv_steps(layer):
-    w = layer.weight.data.copy()
-    stride, padding = layer.stride, layer.padding
-    steps = [Step("convolution", lambda x: fast.conv2d_forward(
-        x, w, None, stride, padding)[0])]
-    if layer.bias is not None:
-        b = layer.bias.data.copy()
-        steps.append(Step("conv bias", lambda x: _add(x, b), in_place=True,
-                          monotone=True))
-    return steps
-
-
-def _rows(x):
-    """x's values as a (M, C) matrix, one row per pixel (4-D, read
-    channels-last) or per example (2-D); a view, or None if x's layout
-    does not allow one."""
-    rows = x.transpose(0, 2, 3, 1) if x.ndim == 4 else x
-    return rows.reshape(-1, x.shape[1]) if rows.flags.c_contiguous else None
-
-
-def _copy(x):
-    """A copy of x that the in-place steps can write into (channels-last
-    in memory if 4-D)."""
-    if x.ndim == 4:
-        return x.transpose(0, 2, 3, 1).copy().transpose(0, 3, 1, 2)
-    return x.copy()
-
-
-def _add(x, b):
-    """x += b per channel, in place, as the convolution adds its bias."""
-    fast.add_per_channel(_rows(x), b)
-    return x
-
-
-def _affine(x, scale, shift):
-    """x * scale + shift per channel, in place, as BatchNorm's evaluation
-    mode computes it."""
-    rows = _rows(x)
-    fast.affine_per_channel(rows, scale, shift, out=rows)
-    return x

@@ -11,8 +11,8 @@ the library, and the tests prove that they agree:
   product, the k*k shifted slices, BatchNorm on the (pixels, channels)
   matrix), with stride and padding added. Read these first.
 - ``nnlib.fast_kernels``: the same numbers computed with speed tricks
-  (memory layouts chosen per shape, widened views, half the batch per
-  core). The layers call those.
+  (memory layouts chosen per shape, widened views, work in cache-sized
+  chunks). The layers call those.
 
 Arguments and results have PyTorch's shape (N, C, H, W). A convolution's
 matrix product gives one row of F channels per output pixel, so its output
@@ -22,6 +22,8 @@ channels last, as PyTorch's ``channels_last`` memory format (chapter 4,
 """
 import numpy as np
 
+from .layout import as_rows, from_rows
+
 __all__ = [
     "im2col", "col2im", "conv_output_size",
     "conv2d_forward", "conv2d_backward",
@@ -30,7 +32,7 @@ __all__ = [
     "maxpool2d_forward_naive", "maxpool2d_backward_naive",
     "batchnorm_forward", "batchnorm_backward", "batchnorm_eval_affine",
     "batchnorm_forward_naive", "batchnorm_backward_naive",
-    "as_rows",
+    "update_running_stats",
 ]
 
 
@@ -257,22 +259,6 @@ def maxpool2d_backward_naive(dout, cache):
 # ---------------------------------------------------------------------------
 # Batch normalisation (chapter 4, "Batch normalisation")
 # ---------------------------------------------------------------------------
-def as_rows(x):
-    """(N, C) stays; (N, C, H, W) becomes the (N*H*W, C) matrix with a row
-    per pixel and a column per channel (a view if x is channels-last)."""
-    if x.ndim == 2:
-        return x
-    return x.transpose(0, 2, 3, 1).reshape(-1, x.shape[1])
-
-
-def _like(rows, shape):
-    """Undo ``as_rows``: an (N, C, H, W) view of (N*H*W, C) rows."""
-    if len(shape) == 2:
-        return rows
-    n, c, h, w = shape
-    return rows.reshape(n, h, w, c).transpose(0, 3, 1, 2)
-
-
 def batchnorm_forward(x, gamma, beta, running_mean, running_var,
                       momentum=0.1, eps=1e-5, training=True):
     """Batch normalisation of x (N, C) or (N, C, H, W), per channel.
@@ -288,18 +274,26 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var,
     if not training:
         scale, shift = batchnorm_eval_affine(gamma, beta, running_mean,
                                              running_var, eps)
-        return _like(X * scale + shift, x.shape), None
+        return from_rows(X * scale + shift, x.shape), None
     m = len(X)
     mean = X.mean(axis=0)                           # (C,)
     var = X.var(axis=0)                             # (C,), divided by M
     inv_std = 1 / np.sqrt(var + eps)
     X_hat = (X - mean) * inv_std                    # (M, C)
     out = gamma * X_hat + beta
+    update_running_stats(running_mean, running_var, mean, var, m, momentum)
+    return from_rows(out, x.shape), (x.shape, X_hat, inv_std, gamma)
+
+
+def update_running_stats(running_mean, running_var, mean, var, count,
+                         momentum):
+    """PyTorch's running statistics, updated in place from a batch of
+    ``count`` rows: ``running = (1 - momentum) * running + momentum * batch``,
+    with the batch's variance made unbiased (times count / (count - 1))."""
     running_mean *= 1 - momentum
     running_mean += momentum * mean
     running_var *= 1 - momentum
-    running_var += momentum * var * (m / max(m - 1, 1))
-    return _like(out, x.shape), (x.shape, X_hat, inv_std, gamma)
+    running_var += momentum * var * (count / max(count - 1, 1))
 
 
 def batchnorm_eval_affine(gamma, beta, running_mean, running_var, eps=1e-5):
@@ -329,7 +323,7 @@ def batchnorm_backward(dout, cache):
     dX_hat = dY * gamma
     dX = inv_std * (dX_hat - dX_hat.mean(axis=0)
                     - X_hat * (dX_hat * X_hat).mean(axis=0))
-    return _like(dX, shape), dgamma, dbeta
+    return from_rows(dX, shape), dgamma, dbeta
 
 
 def batchnorm_forward_naive(x, gamma, beta, eps=1e-5):

@@ -22,7 +22,10 @@ import numpy as np
 
 from . import fast_kernels as fast
 from . import init as initializers
+from .inference import Output, Step
 from .init import _check_rng
+from .kernels import batchnorm_eval_affine
+from .layout import rows_view
 
 
 class ShapeError(ValueError):
@@ -59,12 +62,25 @@ class Module:
 
     training = True
     input_grad = True
+    # Element-wise and never decreasing (ReLU): a max pool right after it
+    # may run first, on fewer values, with the same result.
+    monotone = False
+    is_max_pool = False
 
     def forward(self, x):
         raise NotImplementedError
 
     def backward(self, dout):
         raise NotImplementedError
+
+    def inference_steps(self):
+        """This layer's evaluation-mode forward pass as steps for
+        ``nnlib.inference.compile_forward``, holding copies of its weights.
+        By default, one step that calls the layer's own ``forward`` (which
+        makes the compiled pass not thread-safe); a layer overrides it to
+        say what it computes."""
+        return [Step(f"forward of {self!r}", self.forward,
+                     output=Output.UNKNOWN)]
 
     def __call__(self, x):
         return self.forward(x)
@@ -183,6 +199,11 @@ class Linear(Module):
             self.bias.grad += db
         return dx
 
+    def inference_steps(self):
+        w = self.weight.data.copy()
+        b = None if self.bias is None else self.bias.data.copy()
+        return [Step("linear", lambda x: fast.linear_forward(x, w, b))]
+
 
 # ---------------------------------------------------------------------------
 # Convolution and pooling
@@ -225,8 +246,23 @@ class Conv2d(Module):
             self.bias.grad += db
         return dx
 
+    def inference_steps(self):
+        """The matrix product, then the bias as a step of its own: adding
+        it never decreases a value, so a max pool may move before it."""
+        w = self.weight.data.copy()
+        stride, padding = self.stride, self.padding
+        steps = [Step("convolution", lambda x: fast.conv2d_forward(
+            x, w, None, stride, padding)[0])]
+        if self.bias is not None:
+            b = self.bias.data.copy()
+            steps.append(Step("conv bias", lambda x: _add_in_place(x, b),
+                              in_place=True, monotone=True))
+        return steps
+
 
 class MaxPool2d(Module):
+    is_max_pool = True
+
     def __init__(self, kernel_size, stride=None):
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
@@ -242,6 +278,11 @@ class MaxPool2d(Module):
 
     def backward(self, dout):
         return fast.maxpool2d_backward(dout, self.cache)
+
+    def inference_steps(self):
+        k, s = self.kernel_size, self.stride
+        return [Step("max pool", lambda x: fast.maxpool2d_forward(x, k, s)[0],
+                     is_pool=True)]
 
 
 # ---------------------------------------------------------------------------
@@ -284,6 +325,16 @@ class _BatchNorm(Module):
         self.bias.grad += dbeta
         return dx
 
+    def inference_steps(self):
+        """``x * scale + shift`` per channel, in place; monotone (so a max
+        pool may move before it) when no scale is negative."""
+        scale, shift = batchnorm_eval_affine(
+            self.weight.data, self.bias.data, self.running_mean,
+            self.running_var, self.eps)
+        return [Step("batchnorm", lambda x: _affine_in_place(
+            x, scale, shift), in_place=True,
+            monotone=bool(np.all(scale >= 0)))]
+
 
 class BatchNorm1d(_BatchNorm):
     _ndim = 2
@@ -297,12 +348,18 @@ class BatchNorm2d(_BatchNorm):
 # Activations and shape plumbing
 # ---------------------------------------------------------------------------
 class ReLU(Module):
+    monotone = True
+
     def forward(self, x):
         out, self.mask = fast.relu_forward(x)     # x * (x > 0), and x > 0
         return out
 
     def backward(self, dout):
         return fast.relu_backward(dout, self.mask)
+
+    def inference_steps(self):
+        return [Step("relu", lambda x: np.maximum(x, 0, out=x),
+                     in_place=True, monotone=True)]
 
 
 class Tanh(Module):
@@ -312,6 +369,9 @@ class Tanh(Module):
 
     def backward(self, dout):
         return dout * (1 - self.out ** 2)
+
+    def inference_steps(self):
+        return [Step("tanh", np.tanh)]
 
 
 def sigmoid(x):
@@ -328,6 +388,9 @@ class Sigmoid(Module):
     def backward(self, dout):
         return dout * self.out * (1 - self.out)
 
+    def inference_steps(self):
+        return [Step("sigmoid", sigmoid)]
+
 
 class Flatten(Module):
     """(N, C, H, W) -> (N, C*H*W), in PyTorch's (C, H, W) order."""
@@ -338,6 +401,10 @@ class Flatten(Module):
 
     def backward(self, dout):
         return dout.reshape(self.shape)
+
+    def inference_steps(self):
+        return [Step("flatten", lambda x: x.reshape(len(x), -1),
+                     output=Output.VIEW)]
 
 
 class Dropout(Module):
@@ -361,6 +428,9 @@ class Dropout(Module):
 
     def backward(self, dout):
         return dout if self.mask is None else dout * self.mask
+
+    def inference_steps(self):
+        return []                       # the identity in evaluation mode
 
 
 # ---------------------------------------------------------------------------
@@ -386,15 +456,15 @@ class Sequential(Module):
 
     def run_order(self):
         """The layers in the order ``forward`` runs them: as listed, except
-        that a ReLU directly followed by a MaxPool2d runs after it.
-        ``relu(maxpool(x))`` equals ``maxpool(relu(x))`` value for value
-        (both are monotone), and the ReLU then touches a quarter of the
-        values, forward and backward."""
+        that a ``monotone`` layer (ReLU) directly followed by a max pool
+        runs after it. ``relu(maxpool(x))`` equals ``maxpool(relu(x))``
+        value for value (both never decrease), and the ReLU then touches a
+        quarter of the values, forward and backward."""
         order, layers = [], self.layers
         i = 0
         while i < len(layers):
-            if isinstance(layers[i], ReLU) and i + 1 < len(layers) \
-                    and isinstance(layers[i + 1], MaxPool2d):
+            if layers[i].monotone and i + 1 < len(layers) \
+                    and layers[i + 1].is_max_pool:
                 order += [layers[i + 1], layers[i]]
                 i += 2
             else:
@@ -425,6 +495,25 @@ class Sequential(Module):
             dout = layer.backward(dout)
         return dout
 
+    def inference_steps(self):
+        return [step for layer in self.layers
+                for step in layer.inference_steps()]
+
     def __repr__(self):
         lines = [f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers)]
         return "Sequential(\n" + "\n".join(lines) + "\n)"
+
+
+# The in-place inference steps: their runner hands them arrays whose
+# (pixels, channels) rows are a view (``nnlib.inference.CompiledForward``).
+def _add_in_place(x, b):
+    """x += b per channel, as the convolution adds its bias."""
+    fast.add_per_channel(rows_view(x), b)
+    return x
+
+
+def _affine_in_place(x, scale, shift):
+    """x * scale + shift per channel, as BatchNorm's evaluation mode."""
+    rows = rows_view(x)
+    fast.affine_per_channel(rows, scale, shift, out=rows)
+    return x

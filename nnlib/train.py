@@ -6,11 +6,18 @@ step), evaluates on a validation set after each epoch, and returns a
 dashboard of ``nnlib.live``) is a ``Callback``: the loop calls its hooks and
 knows nothing else about it, so it never imports display code.
 
-Two ways training can stop early, both of which return the history so far
+What one step does is a function, ``step(model, loss_fn, X_batch,
+y_batch) -> (loss, logits)``: by default ``train_step``, the layer API's
+forward, loss and backward; chapter 7 passes its autograd step instead, and
+trains with the same loop.
+
+Three ways training can stop early, all of which return the history so far
 and leave the model with the weights it has reached:
 
 - the loss becomes NaN or infinite (``history.stop_reason == 'nan'``), with
   the epoch, the step and the likely cause in ``history.message``;
+- a callback sets ``state.stop_training = True`` (``'stopped'``): the loop
+  ends after that step's (or that epoch's) callbacks;
 - Ctrl-C, a ``KeyboardInterrupt`` (``history.stop_reason == 'interrupted'``).
 """
 import functools
@@ -23,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from .data import check_pair
+from .data import batches, check_pair
 from .inference import compile_forward
 from .init import _check_rng
 from .losses import CrossEntropyLoss
@@ -43,8 +50,8 @@ class History:
     Per step: ``steps`` (1, 2, ... counted over all epochs) and
     ``step_loss`` (the loss of that step's batch).
 
-    ``stop_reason`` is ``'completed'``, ``'nan'`` or ``'interrupted'`` once
-    training has ended (``None`` while it runs); ``message`` says more.
+    ``stop_reason`` is ``'completed'``, ``'nan'``, ``'stopped'`` or
+    ``'interrupted'`` once training has ended (``None`` while it runs); ``message`` says more.
     """
 
     epoch: list = field(default_factory=list)
@@ -77,6 +84,7 @@ class TrainState:
     ``epoch`` counts from 1 to ``num_epochs``; ``step`` counts the batches
     of the current epoch from 1 to ``steps_per_epoch``. ``batch_loss`` and
     ``batch_acc`` belong to the latest step, ``lr`` to the current epoch.
+    A callback sets ``stop_training`` to True to end training cleanly.
     """
 
     model: object
@@ -90,6 +98,7 @@ class TrainState:
     batch_loss: float = math.nan
     batch_acc: float = math.nan
     lr: float | None = None
+    stop_training: bool = False
 
 
 class Callback:
@@ -116,8 +125,19 @@ class Callback:
         pass
 
 
+def train_step(model, loss_fn, X_batch, y_batch):
+    """One step's forward, loss and backward with the layer API: returns
+    (loss, logits), with the gradients added to each parameter's ``.grad``.
+    ``fit``'s default ``step``."""
+    logits = model.forward(X_batch)
+    loss = float(loss_fn.forward(logits, y_batch))
+    model.backward(loss_fn.backward())
+    return loss, logits
+
+
 def fit(model, loss_fn, optimizer, train_data, val_data=None, *, num_epochs,
-        batch_size, rng, scheduler=None, callbacks=(), augment=None):
+        batch_size, rng, scheduler=None, callbacks=(), augment=None,
+        step=train_step):
     """Train ``model`` on ``train_data = (X, y)``; return a ``History``.
 
     Each epoch visits the training examples once, in an order shuffled by
@@ -126,16 +146,16 @@ def fit(model, loss_fn, optimizer, train_data, val_data=None, *, num_epochs,
     batch. After each epoch the model is evaluated on ``val_data = (X, y)``
     (if given), then ``scheduler.step()`` is called (if given).
 
-    Each step is PyTorch's: ``optimizer.zero_grad()``, forward, loss,
-    ``model.backward``, ``optimizer.step()``. While it trains, the model's
-    ``input_grad`` is False (the gradient with respect to the images is
-    never used). The matrix products use the BLAS library's threads; to
-    split every batch between threads instead, call ``fit`` inside
-    ``with nnlib.fast_kernels.BatchSplit(threads):`` (on two cores it
-    measured slower: see the Speed page).
+    Each step is PyTorch's: ``optimizer.zero_grad()``, then
+    ``step(model, loss_fn, X_batch, y_batch)`` (forward, loss, backward;
+    ``train_step`` by default), then ``optimizer.step()``. While it trains,
+    the model's ``input_grad`` is False (the gradient with respect to the
+    images is never used). The matrix products use the BLAS library's
+    threads.
 
     A NaN or infinite loss stops training before that step changes the
-    weights; Ctrl-C (``KeyboardInterrupt``) stops it where it is (a step
+    weights; a callback that sets ``state.stop_training`` stops it after
+    its hook; Ctrl-C (``KeyboardInterrupt``) stops it where it is (a step
     cut short may have updated only some of the weights). Either way the
     callbacks' ``on_train_end`` runs, the message is printed, and the
     history of the complete epochs and steps is returned. The model is
@@ -168,13 +188,17 @@ def fit(model, loss_fn, optimizer, train_data, val_data=None, *, num_epochs,
                 cb.on_epoch_begin(state)
             epoch_start = time.perf_counter()
             result = _train_epoch(model, loss_fn, optimizer, X, y,
-                                  batch_size, rng, augment, state, callbacks)
+                                  batch_size, rng, augment, state, callbacks,
+                                  step)
             if result is None:
                 history.stop_reason = "nan"
                 history.message = (
                     f"loss became {state.batch_loss} at epoch {epoch}, step "
                     f"{state.step}: the learning rate ({state.lr}) is "
                     "probably too high, or the initial weights too large")
+                break
+            if result == "stopped":
+                _stopped(state, "during")
                 break
             if val_data is not None:
                 val_loss, val_acc = evaluate(model, X_val, y_val, loss_fn)
@@ -187,6 +211,9 @@ def fit(model, loss_fn, optimizer, train_data, val_data=None, *, num_epochs,
             history.epoch_time.append(time.perf_counter() - epoch_start)
             for cb in callbacks:
                 cb.on_epoch_end(state)
+            if state.stop_training:
+                _stopped(state, "at the end of")
+                break
             if scheduler is not None:
                 scheduler.step()
         else:
@@ -208,35 +235,41 @@ def fit(model, loss_fn, optimizer, train_data, val_data=None, *, num_epochs,
     return history
 
 
+def _stopped(state, when):
+    state.history.stop_reason = "stopped"
+    state.history.message = (
+        f"training stopped by a callback {when} epoch {state.epoch} (step "
+        f"{state.step}); the history keeps its "
+        f"{len(state.history.epoch)} complete epochs")
+
+
 def _train_epoch(model, loss_fn, optimizer, X, y, batch_size, rng, augment,
-                 state, callbacks):
-    """One pass over (X, y). Return (mean loss, accuracy), or None as soon
-    as the loss is not finite."""
+                 state, callbacks, step):
+    """One pass over (X, y). Return (mean loss, accuracy); None as soon as
+    the loss is not finite; "stopped" when a callback asks to stop."""
     history = state.history
-    order = rng.permutation(len(X))
     first_step = len(history.steps) + 1
     loss_sum = correct = 0.0
-    for i, start in enumerate(range(0, len(X), batch_size)):
-        idx = order[start:start + batch_size]
-        X_batch, y_batch = X[idx], y[idx]
+    for i, (X_batch, y_batch) in enumerate(batches(X, y, batch_size,
+                                                   rng=rng)):
         if augment is not None:
             X_batch = augment(X_batch, rng)
         optimizer.zero_grad()          # backward adds to the gradients
-        logits = model.forward(X_batch)
-        loss = float(loss_fn.forward(logits, y_batch))
+        loss, logits = step(model, loss_fn, X_batch, y_batch)
         state.step, state.batch_loss = i + 1, loss
         history.steps.append(first_step + i)
         history.step_loss.append(loss)
         if not math.isfinite(loss):
             return None
         hits = int(np.count_nonzero(logits.argmax(axis=1) == y_batch))
-        state.batch_acc = hits / len(idx)
-        model.backward(loss_fn.backward())
+        state.batch_acc = hits / len(y_batch)
         optimizer.step()
-        loss_sum += loss * len(idx)
+        loss_sum += loss * len(y_batch)
         correct += hits
         for cb in callbacks:
             cb.on_batch_end(state)
+        if state.stop_training:
+            return "stopped"
     return loss_sum / len(X), correct / len(X)
 
 

@@ -1,39 +1,21 @@
 """Each strategy of nnlib.fast_kernels against the naive loop references
-(and the chapter's kernels), on the whole batch and split between threads."""
-import threading
-
+(and the chapter's kernels), with its chunks as large as in training and
+as small as one image (or a few rows) each."""
 import numpy as np
 import pytest
 
+from kernel_cases import CONV_CASES, LAYOUTS, channels_last, conv_problem
 from nnlib import fast_kernels as F
 from nnlib import kernels as K
 
-CONV_CASES = [
-    # (N, C, H, W, F, k, stride, padding)
-    (2, 1, 8, 8, 3, 5, 1, 0),      # one input channel: im2col by planes
-    (2, 3, 7, 7, 4, 3, 1, 0),
-    (2, 16, 9, 9, 5, 5, 1, 0),     # many channels: im2col by kernel rows
-    (3, 5, 9, 8, 2, 3, 2, 1),      # stride, padding, non-square input
-    (2, 4, 6, 6, 3, 2, 2, 0),
-    (1, 2, 5, 5, 2, 5, 1, 2),
-]
-
-
-def _channels_last(x):
-    """The same values, laid out N, H, W, C in memory."""
-    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
-
-
-@pytest.fixture(params=[1, 2, 3], ids=["whole", "split2", "split3"])
-def split(request, monkeypatch):
-    """Run the test on the whole batch, or split between 2 or 3 threads
-    (with no minimum size, so that tiny test batches split too)."""
-    monkeypatch.setattr(F.BatchSplit, "MIN_SIZE", 0)
-    if request.param == 1:
-        yield None
-        return
-    with F.BatchSplit(request.param) as s:
-        yield s
+@pytest.fixture(params=[False, True], ids=["cache-sized", "tiny-chunks"])
+def chunks(request, monkeypatch):
+    """The chunk sizes of training, or chunks so small that every chunked
+    loop (col2im, pooling, BatchNorm's slices) runs many times."""
+    if request.param:
+        monkeypatch.setattr(F, "CHUNK_BYTES", 1)
+        monkeypatch.setattr(F, "POOL_CHUNK_BYTES", 1)
+        monkeypatch.setattr(F, "BN_CHUNK_BYTES", 1)
 
 
 def _pq_c(cols, c, k):
@@ -86,13 +68,9 @@ def test_widened_rows_give_per_channel_sums(m, c):
 
 
 @pytest.mark.parametrize("case", CONV_CASES)
-@pytest.mark.parametrize("layout", [np.ascontiguousarray, _channels_last])
-def test_conv_matches_naive(case, layout, split):
-    n, c, h, w, f, k, s, p = case
-    rng = np.random.default_rng(0)
-    x = layout(rng.standard_normal((n, c, h, w)))
-    wt = rng.standard_normal((f, c, k, k))
-    b = rng.standard_normal(f)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_conv_matches_naive(case, layout, chunks):
+    rng, x, wt, b, s, p = conv_problem(case, layout)
     out, cache = F.conv2d_forward(x, wt, b, s, p)
     ref, ref_cache = K.conv2d_forward_naive(x, wt, b, s, p)
     assert out.shape == ref.shape
@@ -109,7 +87,28 @@ def test_conv_matches_naive(case, layout, split):
         is None
 
 
-def test_linear_matches_the_formula(split):
+def test_conv_backward_in_many_chunks_at_the_chapters_size(monkeypatch):
+    """The second convolution of chapter 4's CNN on a batch of 64, its
+    input gradient computed in chunks of 1 to 64 images: always the
+    chapter's kernel's result."""
+    rng = np.random.default_rng(9)
+    x = channels_last(rng.standard_normal((64, 16, 12, 12)))
+    w = rng.standard_normal((32, 16, 5, 5))
+    out, cache = F.conv2d_forward(x, w, None)
+    dout = channels_last(rng.standard_normal(out.shape))
+    _, ref_cache = K.conv2d_forward(x, w, None)
+    want = K.conv2d_backward(dout, ref_cache)[0]
+    image_bytes = 64 * 25 * 16 * 8            # one image's slabs
+    for chunk_bytes in (image_bytes, 7 * image_bytes, 1 << 21, 1 << 30):
+        monkeypatch.setattr(F, "CHUNK_BYTES", chunk_bytes)
+        count = len(F._chunks(64, image_bytes))
+        assert count == max(1, -(-64 * image_bytes // chunk_bytes))
+        np.testing.assert_allclose(F.conv2d_backward(dout, cache)[0], want,
+                                   rtol=1e-10, atol=1e-10)
+    assert len(F._chunks(64, image_bytes)) == 1
+
+
+def test_linear_matches_the_formula():
     rng = np.random.default_rng(3)
     x, w, b = (rng.standard_normal(s) for s in ((9, 5), (4, 5), (4,)))
     np.testing.assert_allclose(F.linear_forward(x, w, b), x @ w.T + b)
@@ -122,20 +121,13 @@ def test_linear_matches_the_formula(split):
         == (None, None)
 
 
-@pytest.fixture(params=[False, True], ids=["one-chunk", "image-chunks"])
-def pool_chunks(request, monkeypatch):
-    """Pool the whole part at once, or one image at a time."""
-    if request.param:
-        monkeypatch.setattr(F, "POOL_CHUNK_BYTES", 1)
-
-
 @pytest.mark.parametrize("k,s,size", [(2, 2, 8), (2, 2, 9), (3, 3, 9),
                                       (2, 1, 9), (3, 2, 9)])
-def test_maxpool_matches_naive(k, s, size, split, pool_chunks):
+def test_maxpool_matches_naive(k, s, size, chunks):
     """Windows that tile the input (8 by 2, 9 by 3) take the two-pass
     path; the others, the strided slices."""
     rng = np.random.default_rng(3)
-    x = _channels_last(rng.standard_normal((4, 3, size, size + 2 * k)))
+    x = channels_last(rng.standard_normal((4, 3, size, size + 2 * k)))
     out, cache = F.maxpool2d_forward(x, k, s)
     ref, ref_cache = K.maxpool2d_forward_naive(x, k, s)
     np.testing.assert_array_equal(out, ref)
@@ -145,8 +137,7 @@ def test_maxpool_matches_naive(k, s, size, split, pool_chunks):
 
 
 @pytest.mark.parametrize("size", [4, 6])
-def test_maxpool_ties_send_the_gradient_to_the_first_maximum(size, split,
-                                                            pool_chunks):
+def test_maxpool_ties_send_the_gradient_to_the_first_maximum(size, chunks):
     # after a ReLU whole windows are 0; and a window may hold its maximum
     # twice: the gradient goes to the first in row-major order only
     rng = np.random.default_rng(4)
@@ -164,7 +155,7 @@ def test_maxpool_chunks_with_and_without_ties_route_alike(monkeypatch):
     # the exact route): pooled an image at a time, each takes its own path
     monkeypatch.setattr(F, "POOL_CHUNK_BYTES", 1)
     rng = np.random.default_rng(5)
-    x = _channels_last(np.stack([rng.standard_normal((3, 6, 6)),
+    x = channels_last(np.stack([rng.standard_normal((3, 6, 6)),
                                  np.zeros((3, 6, 6))]))
     out, cache = F.maxpool2d_forward(x, 2)
     dout = rng.standard_normal(out.shape)
@@ -173,20 +164,20 @@ def test_maxpool_chunks_with_and_without_ties_route_alike(monkeypatch):
                                   K.maxpool2d_backward_naive(dout, ref_cache))
 
 
-@pytest.mark.parametrize("layout", [np.ascontiguousarray, _channels_last])
-def test_relu(layout, split):
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_relu(layout):
     x = layout(np.random.default_rng(5).standard_normal((4, 3, 5, 5)))
     out, mask = F.relu_forward(x)
     np.testing.assert_array_equal(out, np.maximum(x, 0))
     np.testing.assert_array_equal(mask, x > 0)
-    dout = _channels_last(np.ones_like(x))
+    dout = channels_last(np.ones_like(x))
     np.testing.assert_array_equal(F.relu_backward(dout, mask), x > 0)
 
 
 @pytest.mark.parametrize("shape", [(8, 5), (4, 3, 5, 5), (6, 16, 8, 8),
                                    (3, 32, 3, 3), (64, 16, 24, 24)])
-def test_batchnorm_matches_naive(shape, split):
-    """Split between threads, the parts' statistics combine exactly."""
+def test_batchnorm_matches_naive(shape, chunks):
+    """Statistics over the whole batch, as PyTorch's, whatever the slices."""
     rng = np.random.default_rng(4)
     x = rng.standard_normal(shape) * 3 + 1
     if len(shape) == 4:
@@ -218,7 +209,7 @@ def test_batchnorm_eval_is_the_affine_map():
         F.batchnorm_backward(x, cache)
 
 
-def test_float32_stays_float32(split):
+def test_float32_stays_float32():
     rng = np.random.default_rng(6)
     x = rng.standard_normal((4, 3, 8, 8)).astype(np.float32)
     w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
@@ -232,48 +223,6 @@ def test_float32_stays_float32(split):
     assert out.dtype == np.float32
     assert all(g.dtype == np.float32
                for g in F.batchnorm_backward(out, cache))
-
-
-def test_split_results_do_not_depend_on_timing(monkeypatch):
-    """The same split gives the same bits, run after run."""
-    monkeypatch.setattr(F.BatchSplit, "MIN_SIZE", 0)
-    rng = np.random.default_rng(8)
-    x = rng.standard_normal((16, 4, 10, 10)).astype(np.float32)
-    w = rng.standard_normal((8, 4, 3, 3)).astype(np.float32)
-    runs = []
-    for _ in range(5):
-        with F.BatchSplit(2):
-            out, cache = F.conv2d_forward(x, w, None)
-            runs.append((out.copy(), F.conv2d_backward(out, cache)[1]))
-    for out, dw in runs[1:]:
-        np.testing.assert_array_equal(out, runs[0][0])
-        np.testing.assert_array_equal(dw, runs[0][1])
-
-
-def test_split_passes_errors_on_and_restores_blas():
-    from threadpoolctl import threadpool_info
-    before = [lib["num_threads"] for lib in threadpool_info()
-              if lib["user_api"] == "blas"]
-    with pytest.raises(ZeroDivisionError):
-        with F.BatchSplit(2) as split:
-            split.run(lambda lo, hi: 1 / lo, [(0, 1), (1, 2)])
-    with pytest.raises(ZeroDivisionError):
-        with F.BatchSplit(2) as split:
-            split.run(lambda lo, hi: 1 / (hi - 2), [(0, 1), (1, 2)])
-    after = [lib["num_threads"] for lib in threadpool_info()
-             if lib["user_api"] == "blas"]
-    assert before == after and F._split is None
-
-
-def test_only_the_owning_thread_splits(monkeypatch):
-    monkeypatch.setattr(F.BatchSplit, "MIN_SIZE", 0)
-    seen = []
-    with F.BatchSplit(2):
-        assert len(F._parts(8, 100)) == 2
-        t = threading.Thread(target=lambda: seen.append(F._parts(8, 100)))
-        t.start()
-        t.join()
-    assert seen == [[(0, 8)]]
 
 
 def test_kernel_too_large_is_a_clear_error():
@@ -293,20 +242,3 @@ def test_the_mask_scatter_hands_ties_to_the_exact_route():
     o = F.maxpool2d_forward(x.transpose(0, 3, 1, 2), 2)[0].transpose(0, 2, 3, 1)
     assert F._scatter_through_mask(x, o, np.ones_like(o), dx, 2)
     assert dx.sum() == 4 and set(np.unique(dx)) == {0.0, 1.0}
-
-
-def test_a_nested_split_leaves_the_outer_one_in_charge(monkeypatch):
-    monkeypatch.setattr(F.BatchSplit, "MIN_SIZE", 0)
-    with F.BatchSplit(2) as outer:
-        with F.BatchSplit(3):
-            assert F._split is outer and len(F._parts(9, 100)) == 2
-        assert F._split is outer
-    assert F._split is None
-
-
-def test_helpers_keep_the_callers_errstate():
-    with np.errstate(divide="raise"):
-        with F.BatchSplit(2) as split:
-            with pytest.raises(FloatingPointError):
-                split.run(lambda lo, hi: np.float64(lo) / np.float64(0.0)
-                          if lo else None, [(0, 1), (1, 2)])

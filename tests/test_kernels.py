@@ -3,32 +3,15 @@ references; im2col and col2im are a matched pair in the chapter's order."""
 import numpy as np
 import pytest
 
+from kernel_cases import CONV_CASES, LAYOUTS, channels_last, conv_problem
 from nnlib import kernels as K
 
-CONV_CASES = [
-    # (N, C, H, W, F, k, stride, padding)
-    (2, 1, 8, 8, 3, 5, 1, 0),      # one input channel: the plane layout
-    (2, 3, 7, 7, 4, 3, 1, 0),
-    (2, 16, 9, 9, 5, 5, 1, 0),     # many channels: the row layout
-    (3, 5, 9, 8, 2, 3, 2, 1),      # stride, padding, non-square input
-    (2, 4, 6, 6, 3, 2, 2, 0),
-    (1, 2, 5, 5, 2, 5, 1, 2),
-]
-
-
-def _channels_last(x):
-    """The same values, laid out N, H, W, C in memory."""
-    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
 
 
 @pytest.mark.parametrize("case", CONV_CASES)
-@pytest.mark.parametrize("layout", [np.ascontiguousarray, _channels_last])
+@pytest.mark.parametrize("layout", LAYOUTS)
 def test_conv_matches_naive(case, layout):
-    n, c, h, w, f, k, s, p = case
-    rng = np.random.default_rng(0)
-    x = layout(rng.standard_normal((n, c, h, w)))
-    wt = rng.standard_normal((f, c, k, k))
-    b = rng.standard_normal(f)
+    rng, x, wt, b, s, p = conv_problem(case, layout)
     out, cache = K.conv2d_forward(x, wt, b, s, p)
     ref, ref_cache = K.conv2d_forward_naive(x, wt, b, s, p)
     assert out.shape == ref.shape
@@ -87,7 +70,7 @@ def test_maxpool_matches_naive(k, s, size):
     """Windows that tile the input (8 by 2, 9 by 3) take the two-pass
     path; the others, the strided slices."""
     rng = np.random.default_rng(3)
-    x = _channels_last(rng.standard_normal((2, 3, size, size + 2 * k)))
+    x = channels_last(rng.standard_normal((2, 3, size, size + 2 * k)))
     out, cache = K.maxpool2d_forward(x, k, s)
     ref, ref_cache = K.maxpool2d_forward_naive(x, k, s)
     np.testing.assert_array_equal(out, ref)

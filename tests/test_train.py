@@ -379,38 +379,51 @@ def test_bad_arguments_are_named(change, error, words):
     assert words in str(info.value)
 
 
-def test_fit_inside_a_batch_split_uses_it_reproducibly(monkeypatch):
-    """Inside BatchSplit(2), fit gives each thread a part of every batch;
-    the parts are combined in a fixed order, so two runs give the same
-    bits. Outside one, fit does not split."""
-    from nnlib import fast_kernels
-    from nnlib.layers import BatchNorm2d, Conv2d, Flatten, MaxPool2d
-    monkeypatch.setattr(fast_kernels.BatchSplit, "MIN_SIZE", 0)
-    rng = np.random.default_rng(3)
-    X = rng.standard_normal((64, 1, 8, 8)).astype(np.float32)
-    y = rng.integers(0, 3, 64)
-    parts = []
-    real_run = fast_kernels.BatchSplit.run
+def test_a_callback_stops_training_cleanly():
+    """state.stop_training ends fit after that hook: mid-epoch the partial
+    epoch is not recorded; at an epoch's end that epoch is."""
+    class StopAt(Callback):
+        def __init__(self, hook, epoch, step=None):
+            self.hook, self.epoch, self.step = hook, epoch, step
 
-    def run(self, work, bounds):
-        parts.append(len(bounds))
-        return real_run(self, work, bounds)
+        def on_batch_end(self, state):
+            if self.hook == "batch" and state.epoch == self.epoch \
+                    and state.step == self.step:
+                state.stop_training = True
 
-    monkeypatch.setattr(fast_kernels.BatchSplit, "run", run)
-    def trained(split):
-        r = np.random.default_rng(0)
-        model = Sequential(Conv2d(1, 4, 3, rng=r), BatchNorm2d(4), ReLU(),
-                           MaxPool2d(2), Flatten(), Linear(36, 3, rng=r))
-        if split:
-            with fast_kernels.BatchSplit(2):
-                train(model, X, y, batch_size=16, seed=1)
+        def on_epoch_end(self, state):
+            if self.hook == "epoch" and state.epoch == self.epoch:
+                state.stop_training = True
+
+    X, y = blobs(40, np.random.default_rng(12))
+    for stop, epochs, steps in ((StopAt("batch", 2, 3), 1, 8),
+                                (StopAt("epoch", 2), 2, 10)):
+        model = small_net()
+        h = fit(model, CrossEntropyLoss(), SGD(model.parameters(), 0.1),
+                (X, y), num_epochs=5, batch_size=8,
+                rng=np.random.default_rng(0), callbacks=[stop])
+        assert h.stop_reason == "stopped"
+        assert "stopped by a callback" in h.message
+        assert len(h.epoch) == epochs and len(h.steps) == steps
+
+
+def test_fit_trains_an_autograd_model_with_its_step():
+    """Chapter 7's loop is fit's: the autograd step gives the same losses
+    as the layer API's step, from the same weights and batches."""
+    from nnlib import autograd as ag
+    X, y = blobs(48, np.random.default_rng(13))
+    losses = []
+    for use_autograd in (False, True):
+        model = small_net()
+        if use_autograd:
+            model = ag.from_nnlib(model)
+            h = fit(model, ag.cross_entropy, ag.SGD(model.parameters(), 0.1),
+                    (X, y), num_epochs=2, batch_size=16,
+                    rng=np.random.default_rng(0), step=ag.train_step)
         else:
-            train(model, X, y, batch_size=16, seed=1)
-        return weights(model)
-
-    trained(split=False)
-    assert parts == []
-    results = [trained(split=True) for _ in range(2)]
-    assert parts and set(parts) == {2}
-    for a, b in zip(*results):
-        np.testing.assert_array_equal(a, b)
+            h = fit(model, CrossEntropyLoss(), SGD(model.parameters(), 0.1),
+                    (X, y), num_epochs=2, batch_size=16,
+                    rng=np.random.default_rng(0))
+        assert h.stop_reason == "completed" and len(h.steps) == 6
+        losses.append(h.step_loss)
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-4)
