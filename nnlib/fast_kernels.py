@@ -473,8 +473,12 @@ def batchnorm_backward(dout, cache):
     dx = np.empty(xc.shape, np.result_type(d, xc))
     target = dx.reshape(wide.shape)
     scale, k1_r, shift = tiled(a, r), tiled(k1, r), tiled(k2, r)
-    for s in _row_slices(wide):
+    slices = _row_slices(wide)
+    scratch = np.empty_like(target[slices[0]])    # one slice, reused
+    for s in slices:
+        part = scratch[:len(target[s])]
         np.multiply(wide[s], scale, out=target[s])
-        target[s] += centred[s] * k1_r
+        np.multiply(centred[s], k1_r, out=part)
+        target[s] += part
         target[s] += shift
     return from_rows(dx, shape), dgamma, dbeta

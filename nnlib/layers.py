@@ -66,6 +66,9 @@ class Module:
     # may run first, on fewer values, with the same result.
     monotone = False
     is_max_pool = False
+    # Its output is worth a look as feature maps (plots.feature_maps shows
+    # the activations and pools by default).
+    shows_features = False
 
     def forward(self, x):
         raise NotImplementedError
@@ -261,7 +264,7 @@ class Conv2d(Module):
 
 
 class MaxPool2d(Module):
-    is_max_pool = True
+    is_max_pool = shows_features = True
 
     def __init__(self, kernel_size, stride=None):
         self.kernel_size = kernel_size
@@ -348,7 +351,7 @@ class BatchNorm2d(_BatchNorm):
 # Activations and shape plumbing
 # ---------------------------------------------------------------------------
 class ReLU(Module):
-    monotone = True
+    monotone = shows_features = True
 
     def forward(self, x):
         out, self.mask = fast.relu_forward(x)     # x * (x > 0), and x > 0
@@ -363,6 +366,8 @@ class ReLU(Module):
 
 
 class Tanh(Module):
+    shows_features = True
+
     def forward(self, x):
         self.out = np.tanh(x)
         return self.out
@@ -381,6 +386,8 @@ def sigmoid(x):
 
 
 class Sigmoid(Module):
+    shows_features = True
+
     def forward(self, x):
         self.out = sigmoid(x)
         return self.out

@@ -308,7 +308,8 @@ class _Run(Callback):
         h = self.history
         val = {"loss": h.val_loss, "acc": [100 * a for a in h.val_acc]}
         name = f"{self.name} " if self.name else ""
-        stopped = {"nan": " (loss became nan)", "interrupted": " (interrupted)"}
+        stopped = {"nan": " (loss became nan)", "interrupted": " (interrupted)",
+                   "stopped": " (stopped early)"}
         note = stopped.get(h.stop_reason, "")
         for metric, ax in axes.items():
             if metric not in self.lines:

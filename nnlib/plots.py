@@ -418,16 +418,14 @@ def conv_filters(weight, title=None, max_panels=256):
     return fig
 
 
-_DEFAULT_STAGES = ("ReLU", "Tanh", "Sigmoid", "MaxPool2d")
-
-
 @_styled
 def feature_maps(model, x, layers=None, max_channels=8):
     """One image on its way through a Sequential model, layer by layer.
 
     Shows the input, then the channels after each layer in ``layers``
-    (indices into ``model.layers``; by default every activation and
-    MaxPool2d whose output is still an image). The model runs in
+    (indices into ``model.layers``; by default every layer whose
+    ``shows_features`` is True, the activations and max pools, while its
+    output is still an image). The model runs in
     evaluation mode, and its previous mode is restored afterwards.
     """
     seq = getattr(model, "layers", None)
@@ -442,7 +440,7 @@ def feature_maps(model, x, layers=None, max_channels=8):
                          f"(1, C, H, W), e.g. X[:1]; got {x.shape}")
     if layers is None:
         chosen = [i for i, layer in enumerate(seq)
-                  if type(layer).__name__ in _DEFAULT_STAGES]
+                  if layer.shows_features]
     else:
         chosen = sorted({i % len(seq) for i in layers})
     was_training = model.training
