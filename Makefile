@@ -1,5 +1,7 @@
 # The README's two commands:
 #   make book    set up .venv, then build the HTML book into _build/html
+#                (and pack the project into _build/html/nn-from-scratch.tar.gz,
+#                the download the book links to: book/_ext/project_archive.py)
 #   make test    set up .venv, then run every stage below, timed:
 #                unit, nbval, book, browser, labcheck (a failing stage
 #                fails the run)

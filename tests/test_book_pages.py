@@ -8,16 +8,24 @@ render, and checks what a reader would notice:
 - every widget rendered into a visible, non-empty area;
 - every piece of maths was typeset, without a TeX error;
 - the page asked for nothing from outside the book (no CDN), and the
-  browser console logged no error.
+  browser console logged no error;
+- no results table printed as raw `| ... |` text;
+- at a desktop and at a phone's width, the page does not scroll sideways,
+  printed output wraps inside its box, and tables and display maths wider
+  than the column sit in a box that scrolls (test_page_fits);
+- the project archive the pages link to is in the build and holds what
+  `make lab`, `make book` and `make test` need.
 
 It saves a full-page screenshot of each page to _build/screenshots/, to
-look at. Run after `make book`, with `make browser`.
+look at (phone-width ones in _build/screenshots/phone/). Run after
+`make book`, with `make browser`.
 """
 import functools
 import http.server
 import os
 import re
 import shutil
+import tarfile
 import threading
 from pathlib import Path
 
@@ -63,6 +71,7 @@ def book_pages():
 
 
 PAGES = book_pages()
+BOOK_TITLE = yaml.safe_load((ROOT / "_config.yml").read_text())["title"]
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -84,8 +93,8 @@ def site():
 
 
 @pytest.fixture(scope="module")
-def context(site):
-    """A headless Chromium context for all pages (they share its cache)."""
+def browser(site):
+    """Headless Chromium, shared by the tests of this module."""
     executable = os.environ.get("CHROMIUM") or shutil.which("chromium")
     if executable is None:
         pytest.fail("chromium not found: install it (Debian: apt-get install "
@@ -93,8 +102,34 @@ def context(site):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable,
                                              args=CHROMIUM_ARGS)
-        yield browser.new_context(viewport={"width": 1280, "height": 900})
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def context(browser):
+    """A desktop context for all pages (they share its cache)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    yield context
+    context.close()
+
+
+# The widths a reader reads at: a laptop, and a phone (390 x 844 CSS px,
+# as an iPhone 12 to 15 reports), emulated as a phone: the page's viewport
+# meta tag applies and the screen is touch.
+VIEWPORTS = {
+    "desktop": dict(viewport={"width": 1366, "height": 900}),
+    "phone": dict(viewport={"width": 390, "height": 844},
+                  device_scale_factor=2, is_mobile=True, has_touch=True),
+}
+
+
+@pytest.fixture(scope="module", params=list(VIEWPORTS))
+def sized_context(request, browser):
+    """(name, context) for each width of VIEWPORTS."""
+    context = browser.new_context(**VIEWPORTS[request.param])
+    yield request.param, context
+    context.close()
 
 
 def open_page(context, url, site):
@@ -211,6 +246,22 @@ CHECK_MATHS = r"""() => {
 }"""
 
 
+# A results table displayed as Markdown that was not parsed as a table
+# shows as a paragraph of `| a | b |` text (MyST-NB renders text/markdown
+# outputs as CommonMark unless nb_render_markdown_format says otherwise).
+CHECK_RAW_TABLES = r"""() => {
+    const problems = [];
+    document.querySelectorAll('main .cell_output p, main .output p')
+        .forEach(p => {
+            const text = p.textContent.trim();
+            if (text.startsWith('|'))
+                problems.push('a table printed as raw text: '
+                    + text.replace(/\s+/g, ' ').slice(0, 70));
+        });
+    return problems;
+}"""
+
+
 @pytest.mark.parametrize("name", PAGES)
 def test_page_renders(name, site, context):
     page, problems = open_page(context, f"{site}/{name}.html", site)
@@ -228,6 +279,10 @@ def test_page_renders(name, site, context):
         problems += page.evaluate(CHECK_IMAGES)
         problems += page.evaluate(CHECK_WIDGETS)
         problems += page.evaluate(CHECK_MATHS)
+        problems += page.evaluate(CHECK_RAW_TABLES)
+        if page.title().count(BOOK_TITLE) > 1:
+            problems.append(f"the tab's title names the book twice: "
+                            f"{page.title()!r}")
         if name.startswith("notebooks/") and page.evaluate(COUNT_FIGURES) == 0:
             problems.append("a chapter without a single figure")
     finally:
@@ -299,3 +354,167 @@ def test_explorer_controls_switch_the_picture(name, site, context):
     finally:
         page.close()
     assert not problems, f"{name}.html:\n  " + "\n  ".join(problems)
+
+
+# What is wider than it may be, at the current width. Text may not run
+# off: the page must not scroll sideways and printed output wraps in its
+# box. Tables and display maths may be wider than the column, but then
+# they sit in a box that scrolls (overflow-x auto or scroll) and that box
+# itself fits in the column, and shows that it scrolls.
+CHECK_FITS = r"""() => {
+    const SLACK = 1;   // px of rounding
+    const problems = [];
+    const short = el => el.textContent.trim().replace(/\s+/g, ' ')
+        .slice(0, 50);
+    const root = document.documentElement;
+    const width = root.clientWidth;
+    if (root.scrollWidth > width + SLACK) {
+        // Name the widest culprits: elements whose right edge is beyond
+        // the page and that are not inside a box that scrolls.
+        const culprits = [...document.querySelectorAll('main *')]
+            .filter(el => el.getBoundingClientRect().right > width + SLACK
+                && !scrollsSideways(el.parentElement)
+                && !el.closest('.bd-sidebar-secondary, .bd-sidebar-primary'))
+            .filter((el, i, all) => !all.includes(el.parentElement))
+            .slice(0, 3)
+            .map(el => `<${el.tagName.toLowerCase()} class="${el.className}"`
+                 + `> "${short(el)}"`);
+        problems.push(`the page scrolls sideways by `
+            + `${root.scrollWidth - width} px: ${culprits.join('; ')}`);
+    }
+    function scrollsSideways(el) {
+        for (; el && el !== document.body; el = el.parentElement) {
+            const overflow = getComputedStyle(el).overflowX;
+            if ((overflow === 'auto' || overflow === 'scroll')
+                && el.clientWidth > 0)
+                return el;
+        }
+        return null;
+    }
+    // Printed output: its lines must wrap, not run past the box.
+    document.querySelectorAll('main .cell_output pre').forEach(pre => {
+        if (pre.scrollWidth > pre.clientWidth + SLACK)
+            problems.push(`printed output wider than its box by `
+                + `${pre.scrollWidth - pre.clientWidth} px: "${short(pre)}"`);
+    });
+    // Tables and display maths: fit, or scroll inside a box that fits.
+    const article = document.querySelector('main article')
+        || document.querySelector('main');
+    const column = article.getBoundingClientRect();
+    const wide = [...article.querySelectorAll('table'),
+                  ...article.querySelectorAll('mjx-container[display="true"]')];
+    wide.forEach(el => {
+        const box = el.getBoundingClientRect();
+        if (box.width === 0) return;   // hidden (a closed toggle)
+        const scroller = el.scrollWidth > el.clientWidth + SLACK
+            && ['auto', 'scroll'].includes(getComputedStyle(el).overflowX)
+            ? el : scrollsSideways(el.parentElement);
+        const kind = el.tagName === 'TABLE' ? 'table' : 'maths';
+        if (scroller) {
+            // book.js marks a box that hides content on its right; the
+            // page fades that edge, so a reader sees there is more.
+            if (scroller.scrollWidth > scroller.clientWidth + SLACK
+                && scroller.scrollLeft < 1
+                && !scroller.classList.contains('more-right'))
+                problems.push(`${kind} scrolls with no cue at its right `
+                    + `edge (no "more-right" mark): "${short(el)}"`);
+            const s = scroller.getBoundingClientRect();
+            if (s.right > column.right + SLACK || s.left < column.left - SLACK)
+                problems.push(`${kind} scrolls in a box wider than the `
+                    + `column: "${short(el)}"`);
+        } else if (box.right > column.right + SLACK
+                   || box.left < column.left - SLACK) {
+            problems.push(`${kind} wider than the column and cut off `
+                + `(${Math.round(box.width)} px in `
+                + `${Math.round(column.width)} px): "${short(el)}"`);
+        }
+        // Clipped by an ancestor that hides overflow (as div.math does).
+        for (let a = el.parentElement; a && a !== article;
+             a = a.parentElement) {
+            if (a === scroller) break;
+            if (getComputedStyle(a).overflowX === 'hidden'
+                && box.right > a.getBoundingClientRect().right + SLACK) {
+                problems.push(`${kind} cut off by its container `
+                    + `(${Math.round(box.width)} px in `
+                    + `${Math.round(a.getBoundingClientRect().width)} px): `
+                    + `"${short(el)}"`);
+                break;
+            }
+        }
+    });
+    return problems;
+}"""
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_page_fits(name, site, sized_context):
+    """At a desktop's and a phone's width, nothing is cut off or makes the
+    page scroll sideways."""
+    width, context = sized_context
+    page, problems = open_page(context, f"{site}/{name}.html", site)
+    try:
+        page.evaluate(WAIT_FOR_MATHJAX)
+        try:
+            page.wait_for_function(WIDGETS_RENDERED, timeout=RENDER_TIMEOUT_MS)
+        except PlaywrightTimeoutError:
+            pass   # test_page_renders reports it
+        page.wait_for_load_state("networkidle")
+        page.wait_for_timeout(300)   # book.js marks the boxes that scroll
+        fits = page.evaluate(CHECK_FITS)
+        if width == "phone":
+            folder = SCREENSHOTS / "phone"
+            folder.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=folder / f"{Path(name).name}.png",
+                            full_page=True)
+    finally:
+        page.close()
+    assert not fits, f"{name}.html at {width} width:\n  " + "\n  ".join(fits)
+
+
+def makefile_paths():
+    """Files the Makefile's recipes run or read (scripts/..., tests/...)."""
+    text = (ROOT / "Makefile").read_text()
+    return {path for path in re.findall(r"\b((?:scripts|tests)/[\w./-]+\.\w+)",
+                                        text)
+            if (ROOT / path).is_file()}
+
+
+def config_paths():
+    """Files _config.yml names: extensions, bibliography, favicon, CSS."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    sphinx = config.get("sphinx", {})
+    paths = set(config.get("bibtex_bibfiles", []))
+    paths.add(config.get("html", {}).get("favicon"))
+    for module, folder in sphinx.get("local_extensions", {}).items():
+        paths.add(f"{folder}/{module}.py")
+    static = sphinx.get("config", {}).get("html_static_path", [])
+    for name in sphinx.get("config", {}).get("html_css_files", []):
+        paths.update(f"{folder}/{name}" for folder in static
+                     if (ROOT / folder / name).is_file())
+    return {path for path in paths if path}
+
+
+def test_project_archive_is_in_the_build():
+    """The download the pages link to: it is there, and it holds what the
+    reader needs to run `make lab`, `make book` and `make test`."""
+    archive = HTML / "nn-from-scratch.tar.gz"
+    if not (HTML / "index.html").is_file():
+        pytest.skip(f"no built book in {HTML}: run `make book` first")
+    assert archive.is_file(), f"{archive} is missing: `make book` builds it"
+    with tarfile.open(archive) as tar:
+        names = {name.split("/", 1)[1] for name in tar.getnames()
+                 if "/" in name}
+    needed = {"Makefile", "README.md", "LICENSE", "requirements.txt",
+              "pyproject.toml", "_config.yml", "_toc.yml",
+              "nnlib/__init__.py"}
+    needed |= {str(p.relative_to(ROOT)) for p in ROOT.glob("nnlib/*.py")}
+    needed |= {str(p.relative_to(ROOT))
+               for p in ROOT.glob("notebooks/*.ipynb")}
+    needed |= {f"{page}.md" for page in PAGES if page.startswith("book/")}
+    needed |= makefile_paths() | config_paths()
+    missing = sorted(needed - names)
+    assert not missing, f"the archive lacks: {missing}"
+    leftovers = sorted(name for name in names if name.startswith(
+        (".venv/", "_build/", "book/widgets/vendor/", ".git/"))
+        or "__pycache__" in name)
+    assert not leftovers, f"the archive holds build leftovers: {leftovers[:5]}"

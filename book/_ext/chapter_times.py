@@ -9,6 +9,10 @@ Usage in a MyST page::
 
     ```{chapter-times}
     ```
+
+and, for one figure in the prose, a role that rounds to minutes:
+{chapter-time}`notebooks/06_regularisation` (one chapter) or
+{chapter-time}`all` (every chapter) renders as "19 minutes".
 """
 from datetime import datetime
 from pathlib import Path
@@ -48,10 +52,7 @@ class ChapterTimes(SphinxDirective):
     """Table of the notebooks under notebooks/ and their stored run time."""
 
     def run(self):
-        docnames = sorted(
-            name for name in self.env.found_docs
-            if name.startswith("notebooks/")
-            and Path(self.env.doc2path(name)).suffix == ".ipynb")
+        docnames = chapter_docnames(self.env)
         if not docnames:
             return [nodes.paragraph(text="No chapters have been built yet.")]
         lines = ["| Chapter | Run time |", "|---|--:|"]
@@ -69,6 +70,43 @@ class ChapterTimes(SphinxDirective):
         return container.children
 
 
+def chapter_docnames(env):
+    return sorted(
+        name for name in env.found_docs
+        if name.startswith("notebooks/")
+        and Path(env.doc2path(name)).suffix == ".ipynb")
+
+
+def format_minutes(seconds):
+    """'19 minutes', '1 minute', 'under a minute'."""
+    if seconds is None:
+        return "(not recorded)"
+    minutes = round(seconds / 60)
+    if minutes < 1:
+        return "under a minute"
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+def chapter_time_role(name, rawtext, text, lineno, inliner,
+                      options=None, content=None):
+    """{chapter-time}`notebooks/NN_name` or {chapter-time}`all`."""
+    env = inliner.document.settings.env
+    target = text.strip()
+    docnames = chapter_docnames(env) if target == "all" else [target]
+    total = 0.0
+    for docname in docnames:
+        if docname not in env.found_docs:
+            message = inliner.reporter.error(
+                f"chapter-time: no chapter {docname!r}", line=lineno)
+            return [inliner.problematic(rawtext, rawtext, message)], [message]
+        path = Path(env.doc2path(docname))
+        env.note_dependency(str(path))
+        seconds = run_time(path)
+        total = None if seconds is None or total is None else total + seconds
+    return [nodes.Text(format_minutes(total))], []
+
+
 def setup(app):
     app.add_directive("chapter-times", ChapterTimes)
+    app.add_role("chapter-time", chapter_time_role)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
