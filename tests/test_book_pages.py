@@ -442,6 +442,18 @@ CHECK_FITS = r"""() => {
             }
         }
     });
+    // An explorer (chapters 1 and 3) must fit whole: a reader compares
+    // its picture with its controls, which a sideways scroll would part.
+    article.querySelectorAll('.nnlib-explorer').forEach((el, i) => {
+        const box = el.getBoundingClientRect();
+        const hides = [el, ...el.querySelectorAll('*')].some(part =>
+            getComputedStyle(part).overflowX !== 'visible'
+            && part.scrollWidth > part.clientWidth + SLACK);
+        if (box.right > column.right + SLACK || hides)
+            problems.push(`explorer ${i + 1} does not fit in the column `
+                + `(${Math.round(column.width)} px): part of it is cut off `
+                + `or scrolls`);
+    });
     return problems;
 }"""
 
