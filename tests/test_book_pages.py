@@ -526,6 +526,17 @@ def test_project_archive_is_in_the_build():
     needed |= makefile_paths() | config_paths()
     missing = sorted(needed - names)
     assert not missing, f"the archive lacks: {missing}"
+    # The pages that offer it link to it.
+    for page in ("book/intro", "book/running"):
+        html = (HTML / f"{page}.html").read_text()
+        links = re.findall(r'class="[^"]*project-archive[^"]*"[^>]*href="([^"]+)"'
+                           r'|href="([^"]+)"[^>]*class="[^"]*project-archive',
+                           html)
+        hrefs = [a or b for a, b in links]
+        assert hrefs, f"{page}.html has no link to the project archive"
+        for href in hrefs:
+            target = (HTML / page).parent / href
+            assert target.resolve() == archive.resolve(), (page, href)
     leftovers = sorted(name for name in names if name.startswith(
         (".venv/", "_build/", "book/widgets/vendor/", ".git/"))
         or "__pycache__" in name)
