@@ -32,6 +32,7 @@ import time
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from tqdm import tqdm
 
 from . import plots
@@ -41,6 +42,14 @@ POINTS_PER_EPOCH = 50   # training curve points per epoch (means of steps)
 DRAW_BUDGET = 0.02      # largest share of the time spent drawing curves
 STATUS_SECONDS = 0.5    # how often the progress line is refreshed
 METRICS = {"loss": "loss (log scale)", "acc": "accuracy (%)"}
+# The final figure: drawn at twice the pixels and shown at its size (the
+# PNG's width and height in the output's metadata), sharp on any screen;
+# text in points, at least the size of the book's body text once shown.
+FINAL_SCALE = 2
+TEXT_SIZE = 12
+TICK_SIZE = 11
+LEGEND_SIZE = 12
+KEY_COLOR = "#555555"   # the legend's keys for "training" and "validation"
 
 
 def format_epoch(history, num_epochs, i=-1):
@@ -143,10 +152,11 @@ class LiveBoard:
         png = self._draw(final=True)
         bundle = {"image/png": base64.b64encode(png).decode("ascii"),
                   "text/plain": f"<Figure: {self._caption()}>"}
+        metadata = {"image/png": _display_size(png)}
         if self._dashboard is not None:
-            self._dashboard.finish(bundle)
+            self._dashboard.finish(bundle, metadata)
         elif _in_kernel():
-            _display(bundle, raw=True)
+            _display(bundle, raw=True, metadata=metadata)
         return self.figure
 
     def __enter__(self):
@@ -194,53 +204,61 @@ class LiveBoard:
 
     def _draw(self, final=False):
         """Update the curves and render the figure as PNG bytes. The final
-        image is cropped to what is drawn, so no label is cut off (too slow
-        to do while training)."""
+        image is drawn at twice the pixels (``FINAL_SCALE``), to be shown at
+        its size, and cropped to what is drawn, so no label is cut off (too
+        slow to do while training)."""
         if self.figure is None:
             self._make_figure()
         started = [run for run in self.runs if run.history is not None]
         for i, run in enumerate(started):
             run.update_lines(self.axes, color=f"C{i % 10}")
-        num_epochs = max(run.num_epochs for run in started)
+        num_epochs = max(max(run.num_epochs for run in started), 1)
         for ax in self.axes.values():
             ax.relim()
             ax.autoscale_view(scalex=False)
-            ax.set_xlim(0, max(num_epochs, 1))
+            # a margin on the right, so the last validation point (at the
+            # last epoch) is not cut in half by the axis' edge
+            ax.set_xlim(0, num_epochs * 1.04)
         if final and "acc" in self.axes:
             _zoom_to_late_accuracy(self.axes["acc"])
+        if final and num_epochs == 1 and len(started) == 1:
+            started[0].label_last_validation(self.axes)
         first = self.axes[self.metrics[0]]
         if first.lines:
-            if final and len(first.lines) > 4:
-                # many runs: the legend goes beside the charts, not over them
-                last = self.axes[self.metrics[-1]]
-                labelled = [line for line in first.lines
-                            if line.get_label()
-                            and not line.get_label().startswith("_")]
-                first.legend(handles=labelled, fontsize="small",
-                             loc="upper left", bbox_to_anchor=(1.02, 1),
-                             frameon=False, bbox_transform=last.transAxes)
+            handles = _legend_handles(started)
+            if final:
+                # below the charts, in columns: readable, and over no curve
+                first.legend(handles=handles, fontsize=LEGEND_SIZE,
+                             loc="upper center", frameon=False,
+                             ncols=min(len(handles), 3 if len(handles) > 4
+                                       else 4),
+                             bbox_to_anchor=(0.5, -0.02),
+                             bbox_transform=self.figure.transFigure)
             else:
-                first.legend(fontsize="small")
+                first.legend(handles=handles, fontsize="small")
         buffer = io.BytesIO()
         self.figure.savefig(buffer, format="png",
+                            dpi=self.figure.dpi * (FINAL_SCALE if final
+                                                   else 1),
                             bbox_inches="tight" if final else None)
         return buffer.getvalue()
 
     def _make_figure(self):
-        self.figure = Figure(figsize=(4.5 * len(self.metrics), 3.4))
+        self.figure = Figure(figsize=(4.0 * len(self.metrics), 3.4))
         FigureCanvasAgg(self.figure)
         # Fixed margins while live: an automatic layout costs a lot per draw.
-        self.figure.subplots_adjust(left=0.08, right=0.98, bottom=0.14,
-                                    top=0.88, wspace=0.25)
+        self.figure.subplots_adjust(left=0.1, right=0.98, bottom=0.16,
+                                    top=0.86, wspace=0.32)
         axes = self.figure.subplots(1, len(self.metrics), squeeze=False)[0]
         self.axes = dict(zip(self.metrics, axes))
         for metric, ax in self.axes.items():
-            ax.set_xlabel("epoch")
-            ax.set_ylabel(METRICS[metric])
+            ax.set_xlabel("epoch", fontsize=TEXT_SIZE)
+            ax.set_ylabel(METRICS[metric], fontsize=TEXT_SIZE)
+            ax.tick_params(labelsize=TICK_SIZE)
             ax.grid(alpha=0.3)
         if "loss" in self.axes:
             plots.log_y(self.axes["loss"])
-        self.figure.suptitle(self._caption())
+        self.figure.suptitle(self._caption(), fontsize=TEXT_SIZE + 1)
 
 
 class _Run(Callback):
@@ -324,6 +342,20 @@ class _Run(Callback):
             val_line.set_label(name + "validation" + note
                                if val[metric] else "")
 
+    def label_last_validation(self, axes):
+        """Write the last validation value beside its point: after one
+        epoch, the validation curve is that one point."""
+        for metric, (_, val_line) in self.lines.items():
+            x, y = val_line.get_data()
+            if len(y):
+                text = (f"{y[-1]:.2f}%" if metric == "acc"
+                        else f"{y[-1]:.3g}")
+                axes[metric].annotate(
+                    f"validation\n{text}", (x[-1], y[-1]),
+                    xytext=(-8, 0), textcoords="offset points",
+                    ha="right", va="center", fontsize=TICK_SIZE,
+                    color=val_line.get_color())
+
 
 class LiveView(_Run):
     """The live dashboard of one training run: pass it to ``fit``.
@@ -393,12 +425,12 @@ class _Dashboard:
                            f"{html.escape(status)}\n"
                            f"{html.escape(self.last_epoch)}</pre>")
 
-    def finish(self, bundle):
+    def finish(self, bundle, metadata=None):
         """Replace the dashboard by the final image, and close the widgets."""
         # An empty image first, so the saved notebook's widget state keeps
         # no stale copy of the last live PNG.
         self.image.value = b""
-        self.handle.update(bundle, raw=True)
+        self.handle.update(bundle, raw=True, metadata=metadata or {})
         for widget in (self.box, self.bar, self.text, self.image):
             widget.close()
 
@@ -414,7 +446,40 @@ def _zoom_to_late_accuracy(ax):
         low, high = min(late), max(late)
         pad = max(0.05 * (high - low), 0.1)
         ax.set_ylim(low - pad, min(high + pad, 100.5))
-        ax.set_ylabel(METRICS["acc"] + ", from mid-epoch 1")
+        ax.set_ylabel(METRICS["acc"] + ", after epoch 0.5", fontsize=TEXT_SIZE)
+
+
+def _legend_handles(runs):
+    """The legend's entries. One nameless run: its two lines. Named runs:
+    one entry a run (its colour), then two keys in grey for the line styles,
+    "training" and "validation", rather than two entries a run."""
+    if len(runs) == 1 and not runs[0].name:
+        return [line for line in next(iter(runs[0].lines.values()))
+                if line.get_label()]
+    handles = []
+    for run in runs:
+        train, val_line = next(iter(run.lines.values()))
+        label = train.get_label()
+        if label.endswith(" train"):
+            label = label[:-len(" train")]
+        else:       # "name train (note)"
+            label = label.replace(" train (", " (", 1)
+        handles.append(Line2D([], [], color=train.get_color(), lw=2.5,
+                              label=label))
+    handles.append(Line2D([], [], color=KEY_COLOR, lw=1, alpha=0.6,
+                          label="training (mean of a few steps)"))
+    if any(run.history.val_loss for run in runs):
+        handles.append(Line2D([], [], color=KEY_COLOR, marker="o", ms=4,
+                              label="validation (end of each epoch)"))
+    return handles
+
+
+def _display_size(png):
+    """The width and height at which to show a final PNG: its pixels
+    divided by ``FINAL_SCALE`` (a PNG's IHDR chunk holds its size)."""
+    width = int.from_bytes(png[16:20], "big")
+    height = int.from_bytes(png[20:24], "big")
+    return {"width": width // FINAL_SCALE, "height": height // FINAL_SCALE}
 
 
 def _check_metrics(metrics):

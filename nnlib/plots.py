@@ -16,6 +16,13 @@ Style: one small set of rc settings, applied only while a function draws
 stay distinct for readers with any common colour-vision deficiency.
 Figures are at most about 9 inches wide, the width of a book page.
 
+Sharpness: in a Jupyter kernel, importing this module asks the inline
+backend for "retina" PNGs (``show_sharp()``): every figure is drawn at
+twice its pixels and shown at its size (the PNG's width and height go in
+the output's metadata, which the built book reads), so it stays sharp on a
+high-density screen and when zoomed. The one setting it changes is how the
+kernel shows figures.
+
 The numbers a figure shows are computed elsewhere and passed in: the
 confusion matrix and the dead units by ``nnlib.metrics``, which needs no
 Matplotlib.
@@ -25,6 +32,7 @@ from __future__ import annotations
 import functools
 import io
 import math
+import sys
 from collections.abc import Mapping
 
 import matplotlib as mpl
@@ -76,6 +84,24 @@ STYLE = {
     "lines.linewidth": 1.8,
     "image.interpolation": "nearest",
 }
+
+
+def show_sharp():
+    """In a Jupyter kernel, show figures as "retina" PNGs: twice the pixels,
+    shown at their size. Outside a kernel, do nothing. Returns whether the
+    kernel's inline backend now shows figures that way."""
+    ipython = sys.modules.get("IPython")    # a script need not import it
+    shell = ipython.get_ipython() if ipython else None
+    if shell is None or not hasattr(shell, "kernel"):
+        return False
+    try:
+        from matplotlib_inline.config import InlineBackend
+    except ImportError:
+        return False
+    # The backend's own set-up (at the first figure) reads this setting too,
+    # so it holds whichever comes first.
+    InlineBackend.instance(parent=shell).figure_formats = {"retina"}
+    return True
 
 
 def style():
@@ -802,3 +828,6 @@ def im2col_picture(input_size=4, kernel_size=3, highlight=(0, -1)):
     ax.set_title("im2col: every patch becomes a row, and the convolution "
                  "one matrix product", fontsize=11.5)
     return fig
+
+
+show_sharp()

@@ -118,7 +118,14 @@ def test_in_a_kernel_the_final_figure_is_one_png(shown, capsys):
     run([view])
     assert len(shown) == 1
     bundle, kwargs, _ = shown[0]
-    assert kwargs == {"raw": True} and is_png_bundle(bundle)
+    assert kwargs["raw"] is True and is_png_bundle(bundle)
+    # drawn at twice the pixels, shown at its size
+    png = base64.b64decode(bundle["image/png"])
+    size = kwargs["metadata"]["image/png"]
+    assert int.from_bytes(png[16:20], "big") // 2 == size["width"]
+    assert int.from_bytes(png[20:24], "big") // 2 == size["height"]
+    # fits the book's column (about 820 px) with no scaling down
+    assert 500 < size["width"] <= 820
 
 
 def test_widget_dashboard_is_replaced_by_the_final_image(shown):
@@ -133,7 +140,8 @@ def test_widget_dashboard_is_replaced_by_the_final_image(shown):
     assert "epoch 2/2" in dashboard.text.value
     # at the end: the dashboard's output becomes the final figure
     [(bundle, update_kwargs)] = handle.updates
-    assert update_kwargs == {"raw": True} and is_png_bundle(bundle)
+    assert update_kwargs["raw"] is True and is_png_bundle(bundle)
+    assert update_kwargs["metadata"]["image/png"]["width"] > 0
     assert dashboard.image.value == b""             # no stale image kept
     assert all(w.comm is None for w in (box, dashboard.image, dashboard.bar))
 
@@ -173,8 +181,10 @@ def test_a_board_compares_runs_on_the_same_axes(capsys):
     with LiveBoard("learning rates", widgets=False) as board:
         for lr in (0.01, 0.1):
             run([board.run(f"lr={lr}")], lr=lr)
-    assert labels(board.figure) == ["lr=0.01 train", "lr=0.01 validation",
-                                    "lr=0.1 train", "lr=0.1 validation"]
+    # one entry a run, then the two line styles
+    assert labels(board.figure) == ["lr=0.01", "lr=0.1",
+                                    "training (mean of a few steps)",
+                                    "validation (end of each epoch)"]
     colours = {line.get_color() for line in board.figure.axes[1].lines}
     assert len(colours) == 2
     out = capsys.readouterr().out
@@ -239,6 +249,10 @@ assert view.board._dashboard is not None      # the widget path ran"""
     assert output.output_type == "display_data"
     assert is_png_bundle(output.data)
     assert output.data["text/plain"] == "<Figure: in a kernel>"
+    # twice the pixels, shown at its size
+    png = base64.b64decode(output.data["image/png"])
+    width = output.metadata["image/png"]["width"]
+    assert int.from_bytes(png[16:20], "big") // 2 == width
     state = nb.metadata.widgets["application/vnd.jupyter.widget-state+json"]
     images = [model for model in state["state"].values()
               if model["model_name"] == "ImageModel"]
@@ -248,14 +262,29 @@ assert view.board._dashboard is not None      # the widget path ran"""
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")     # the NaN run
-def test_final_legend_of_many_runs_names_each_drawn_line(capsys):
+def test_final_legend_of_many_runs_names_each_run_once(capsys):
     with LiveBoard("five runs", widgets=False) as board:
         run([board.run("diverges")], lr=1e9)     # stops on NaN, no validation
         for i in range(4):
             run([board.run(f"run {i}")], seed=i)
-    board._draw(final=True)
     legend = board.axes["loss"].get_legend()
     labels = [text.get_text() for text in legend.get_texts()]
-    assert labels[0] == "diverges train (loss became nan)"
-    assert "" not in labels and len(labels) == 1 + 4 * 2
-    assert legend.get_bbox_to_anchor().x0 > board.axes["acc"].bbox.x1
+    assert labels == ["diverges (loss became nan)", "run 0", "run 1",
+                      "run 2", "run 3", "training (mean of a few steps)",
+                      "validation (end of each epoch)"]
+    # below the charts, over no curve, in text as large as the labels
+    renderer = board.figure.canvas.get_renderer()
+    box = legend.get_window_extent(renderer)
+    assert box.y1 < min(ax.bbox.y0 for ax in board.axes.values())
+    assert all(text.get_fontsize() >= 12 for text in legend.get_texts())
+
+
+def test_after_one_epoch_the_validation_result_is_written_out(shown):
+    view = LiveView(widgets=False)
+    history = run([view], num_epochs=1)
+    loss_axes, acc_axes = view.figure.axes
+    texts = [t.get_text() for t in acc_axes.texts]
+    assert texts == [f"validation\n{100 * history.val_acc[-1]:.2f}%"]
+    # the point sits inside the axes, not on its right edge
+    assert acc_axes.get_xlim()[1] > 1
+    assert "after epoch 0.5" in acc_axes.get_ylabel()

@@ -317,3 +317,31 @@ def test_style_does_not_leak():
     plots.layer_stats({"a": [1, 2]})
     assert (mpl.rcParams["axes.spines.top"],
             mpl.rcParams["font.size"]) == before
+
+
+@pytest.mark.parametrize("first", ["", "%matplotlib inline\n"])
+def test_in_a_kernel_figures_are_drawn_at_twice_the_pixels(first,
+                                                         monkeypatch):
+    """What the book stores: a figure's PNG has twice the pixels of the size
+    it is shown at, given in the output's metadata (the inline backend's
+    "retina" format), whether or not pyplot's backend was set up first."""
+    nbclient = pytest.importorskip("nbclient")
+    nbformat = pytest.importorskip("nbformat")
+    code = first + """\
+import numpy as np
+from nnlib import plots
+plots.digit_grid(np.zeros((4, 28, 28)), labels=[0, 1, 2, 3], ncols=4)"""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    monkeypatch.delenv("MPLBACKEND")    # the kernel's own backend, inline
+    nbclient.NotebookClient(nb, kernel_name="python3", timeout=120).execute()
+    [output] = [o for o in nb.cells[0].outputs if "image/png" in o.get(
+        "data", {})]
+    png = __import__("base64").b64decode(output.data["image/png"])
+    size = output.metadata["image/png"]
+    assert int.from_bytes(png[16:20], "big") // 2 == size["width"] > 100
+    assert int.from_bytes(png[20:24], "big") // 2 == size["height"] > 20
+    assert output.data["text/plain"].startswith("<Figure size ")
+
+
+def test_outside_a_kernel_nothing_is_configured():
+    assert plots.show_sharp() is False
