@@ -66,13 +66,13 @@ STYLE = {
     "figure.dpi": 100,
     "figure.facecolor": "white",
     "savefig.facecolor": "white",
-    "font.size": 10,
-    "axes.titlesize": 11,
-    "axes.labelsize": 10,
-    "xtick.labelsize": 9,
-    "ytick.labelsize": 9,
-    "legend.fontsize": 9,
-    "figure.titlesize": 12,
+    "font.size": 11.5,
+    "axes.titlesize": 12.5,
+    "axes.labelsize": 11.5,
+    "xtick.labelsize": 10.5,
+    "ytick.labelsize": 10.5,
+    "legend.fontsize": 10.5,
+    "figure.titlesize": 13.5,
     "axes.prop_cycle": mpl.cycler(color=PALETTE),
     "axes.spines.top": False,
     "axes.spines.right": False,
@@ -231,7 +231,7 @@ def _image_grid(images, captions, *, ncols, title=None, marked=None,
         else:
             ax.spines[:].set_visible(False)
         color = caption_colors[i] if caption_colors is not None else INK
-        ax.set_xlabel(captions[i], fontsize=9, color=color, labelpad=2,
+        ax.set_xlabel(captions[i], fontsize=10, color=color, labelpad=2,
                       linespacing=1.1)
     if title:
         fig.suptitle(title)
@@ -280,7 +280,7 @@ def class_distribution(y_train, y_test=None, num_classes=10):
     for ax, color, (name, y) in zip(axes.flat, PALETTE, splits.items()):
         counts = np.bincount(y, minlength=num_classes)
         bars = ax.bar(np.arange(len(counts)), counts, color=color, width=0.75)
-        ax.bar_label(bars, fontsize=7.5, padding=2)
+        ax.bar_label(bars, fontsize=9, padding=2)
         ax.axhline(len(y) / len(counts), color=INK, lw=1, ls="--",
                    label="equal share")
         ax.set_xticks(np.arange(len(counts)))
@@ -327,7 +327,7 @@ def plot_confusion_matrix(cm, title=None):
     for (t, p), count in np.ndenumerate(cm):
         dark = norm(count) > 0.6
         ax.text(p, t, str(count), ha="center", va="center",
-                fontsize=8 if n <= 10 else 6,
+                fontsize=9.5 if n <= 10 else 7.5,
                 color="white" if dark else (INK if count else "#bbbbbb"))
     ax.set_xticks(range(n))
     ax.set_yticks(range(n))
@@ -432,12 +432,12 @@ def conv_filters(weight, title=None, max_panels=256):
         ax.grid(False)
         _frame(ax)
         if n_in == 1:
-            ax.set_title(str(i), fontsize=8, pad=2)
+            ax.set_title(str(i), fontsize=9, pad=2)
         else:
             if i == 0:
-                ax.set_title(f"in {j}", fontsize=8, pad=2)
+                ax.set_title(f"in {j}", fontsize=9, pad=2)
             if j == 0:
-                ax.set_ylabel(f"out {i}", fontsize=8)
+                ax.set_ylabel(f"out {i}", fontsize=9)
     fig.colorbar(im, ax=fig.axes, shrink=0.8 if nrows < 6 else 0.4,
                  label="weight")
     fig.suptitle((title or f"Filters of a Conv2d weight {shape}") + note)
@@ -496,7 +496,7 @@ def feature_maps(model, x, layers=None, max_channels=8):
         more = (f", first {len(shown)} of {c} channels" if c > len(shown)
                 else "")
         row.suptitle(f"{name}   ({c} × {hh} × {ww}{more})", x=0.01,
-                     ha="left", fontsize=9.5)
+                     ha="left", fontsize=10.5)
         axes = row.subplots(1, ncols, squeeze=False)[0]
         cmap = "gray_r" if name == "input" else "viridis"
         vmin, vmax = float(shown.min()), float(shown.max())
@@ -508,7 +508,7 @@ def feature_maps(model, x, layers=None, max_channels=8):
                       vmax=vmax if vmax > vmin else vmin + 1)
             ax.set_axis_off()
             if name != "input":
-                ax.set_title(f"ch {k}", fontsize=8, pad=2)
+                ax.set_title(f"ch {k}", fontsize=9, pad=2)
     return fig
 
 
@@ -546,9 +546,9 @@ def activation_histograms(arrays_by_layer, title=None, bins=50, xlim=None,
         ax.set_yticks([])
         ax.spines["left"].set_visible(False)
         ax.grid(False)
-        ax.tick_params(axis="x", labelsize=8, labelbottom=True)
+        ax.tick_params(axis="x", labelsize=9.5, labelbottom=True)
         if finite.size == 0:
-            ax.set_title(name, fontsize=10)
+            ax.set_title(name, fontsize=10.5)
             ax.text(0.5, 0.5, "no finite values", transform=ax.transAxes,
                     ha="center", va="center", color=WRONG)
             continue
@@ -557,7 +557,7 @@ def activation_histograms(arrays_by_layer, title=None, bins=50, xlim=None,
         bad = a.size - finite.size
         ax.set_title(f"{name}: std {finite.std():.3g}"
                      + (f"\n({bad:,} inf/nan left out)" if bad else ""),
-                     fontsize=9.5)
+                     fontsize=10.5)
     if title:
         fig.suptitle(title)
     return fig
@@ -613,7 +613,7 @@ def plot_dead_relu_fraction(fractions, title=None):
         bars = ax.bar(x + (k - (len(by_scheme) - 1) / 2) * width, pct,
                       width=width * 0.92, label=scheme or None,
                       color=PALETTE[k % len(PALETTE)])
-        ax.bar_label(bars, fmt="%.0f%%", fontsize=7.5, padding=1)
+        ax.bar_label(bars, fmt="%.0f%%", fontsize=9, padding=1)
     ax.set_xticks(x, layers, rotation=0 if len(layers) < 8 else 45)
     ax.set_ylim(0, 108)
     ax.set_ylabel("dead units (%)")
@@ -670,7 +670,7 @@ def lr_sweep(results, title=None, ylabel="validation accuracy (%)"):
                         (lrs[best], 100 * acc[best]),
                         xytext=(0, 10 + 11 * (k % 3)),
                         textcoords="offset points", ha="center",
-                        fontsize=8.5, color=color)
+                        fontsize=10, color=color)
     ax.set_xscale("log")
     # zoom on the accuracies reached: differences of a point stay visible
     low = min(finite, default=0.0)
