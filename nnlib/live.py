@@ -149,7 +149,7 @@ class LiveBoard:
         self.closed = True
         if not self.runs:
             return None
-        png = self._draw(final=True)
+        png = plots.light_png(self._draw(final=True))
         bundle = {"image/png": base64.b64encode(png).decode("ascii"),
                   "text/plain": f"<Figure: {self._caption()}>"}
         metadata = {"image/png": _display_size(png)}
@@ -476,9 +476,8 @@ def _legend_handles(runs):
 
 def _display_size(png):
     """The width and height at which to show a final PNG: its pixels
-    divided by ``FINAL_SCALE`` (a PNG's IHDR chunk holds its size)."""
-    width = int.from_bytes(png[16:20], "big")
-    height = int.from_bytes(png[20:24], "big")
+    divided by ``FINAL_SCALE``."""
+    width, height = plots.png_size(png)
     return {"width": width // FINAL_SCALE, "height": height // FINAL_SCALE}
 
 

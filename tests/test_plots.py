@@ -5,6 +5,7 @@ warning (the numbers behind them are tested in test_metrics.py); and no
 figure may stay registered with pyplot (that is what keeps a notebook from
 showing it twice).
 """
+import io
 import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")     # before matplotlib loads
@@ -341,6 +342,21 @@ plots.digit_grid(np.zeros((4, 28, 28)), labels=[0, 1, 2, 3], ncols=4)"""
     assert int.from_bytes(png[16:20], "big") // 2 == size["width"] > 100
     assert int.from_bytes(png[20:24], "big") // 2 == size["height"] > 20
     assert output.data["text/plain"].startswith("<Figure size ")
+    assert png[25] == 3         # a palette PNG: 256 colours at most
+
+
+def test_a_light_png_keeps_the_picture():
+    fig = drawn(plots.plot_confusion_matrix(np.array([[50, 2], [3, 40]])))
+    png, size = plots.sharp_png(fig)
+    assert plots.png_size(png) == (2 * size["width"] + plots.png_size(
+        png)[0] % 2, 2 * size["height"] + plots.png_size(png)[1] % 2)
+    full = np.asarray(__import__("PIL.Image").Image.open(io.BytesIO(
+        plots.to_png(fig, dpi=2 * fig.dpi))).convert("RGB"), dtype=float)
+    light = np.asarray(__import__("PIL.Image").Image.open(
+        io.BytesIO(png)).convert("RGB"), dtype=float)
+    if full.shape == light.shape:       # same crop: compare the pixels
+        assert np.abs(full - light).mean() < 3
+    assert plots.sharp_png(plots.figure((2, 2))) is None
 
 
 def test_outside_a_kernel_nothing_is_configured():
