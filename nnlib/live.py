@@ -475,10 +475,10 @@ def _legend_handles(runs):
 
 
 def _display_size(png):
-    """The width and height at which to show a final PNG: its pixels
-    divided by ``FINAL_SCALE``."""
-    width, height = plots.png_size(png)
-    return {"width": width // FINAL_SCALE, "height": height // FINAL_SCALE}
+    """The width at which to show a final PNG: its pixels divided by
+    ``FINAL_SCALE``. No height: the page keeps the proportions when it
+    scales a figure down to a narrow column."""
+    return {"width": plots.png_size(png)[0] // FINAL_SCALE}
 
 
 def _check_metrics(metrics):

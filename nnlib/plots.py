@@ -17,12 +17,13 @@ stay distinct for readers with any common colour-vision deficiency.
 Figures are at most about 9 inches wide, the width of a book page.
 
 Sharpness: in a Jupyter kernel, importing this module sets how the kernel
-shows figures (``show_sharp()``): every figure is drawn at twice its pixels
-and shown at its size (the PNG's width and height go in the output's
-metadata, which the built book reads), so it stays sharp on a
-high-density screen and when zoomed. A figure made here is stored with at
-most 256 colours (``light_png``), which keeps it about as small as a plain
-one; any other figure gets the inline backend's "retina" PNG.
+shows the figures made here (``show_sharp()``): drawn at twice their
+pixels and shown at their size (the PNG's display width goes in the
+output's metadata, which the built book reads), so they stay sharp on a
+high-density screen and when zoomed, and stored with at most 256 colours
+(``light_png``), which keeps them about as small as a plain PNG. Only the
+width is given: a height too would fix it, and a figure scaled down to a
+narrow column would be squashed.
 
 The numbers a figure shows are computed elsewhere and passed in: the
 confusion matrix and the dead units by ``nnlib.metrics``, which needs no
@@ -116,15 +117,15 @@ def png_size(png):
 
 def sharp_png(fig):
     """What Jupyter shows for a figure: PNG bytes at twice its pixels,
-    cropped to what is drawn, and the size to show them at; ``None`` for a
-    figure with nothing drawn."""
+    cropped to what is drawn, and the width to show them at (no height: the
+    page keeps the proportions when it scales a figure down); ``None`` for
+    a figure with nothing drawn."""
     if not fig.axes and not fig.lines and not fig.texts:
         return None
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=2 * fig.dpi, bbox_inches="tight")
     png = light_png(buf.getvalue())
-    width, height = png_size(png)
-    return png, {"width": width // 2, "height": height // 2}
+    return png, {"width": png_size(png)[0] // 2}
 
 
 def _sharp_png_base64(fig):
@@ -136,10 +137,9 @@ def _sharp_png_base64(fig):
 
 
 def show_sharp():
-    """In a Jupyter kernel, show figures at twice their pixels, at their
-    size: this module's figures as ``sharp_png`` (256 colours), others as
-    the inline backend's "retina" PNGs. Outside a kernel, do nothing.
-    Returns whether the kernel now shows figures that way."""
+    """In a Jupyter kernel, show this module's figures as ``sharp_png``:
+    twice their pixels, at their size, 256 colours. Outside a kernel, do
+    nothing. Returns whether the kernel now shows figures that way."""
     ipython = sys.modules.get("IPython")    # a script need not import it
     shell = ipython.get_ipython() if ipython else None
     if shell is None or not hasattr(shell, "kernel"):
@@ -149,13 +149,6 @@ def show_sharp():
     # it in place, whichever comes first.
     shell.display_formatter.formatters["image/png"].for_type(
         Figure, _sharp_png_base64)
-    try:
-        from matplotlib_inline.config import InlineBackend
-    except ImportError:
-        return True
-    # The backend's set-up reads this setting too, so it holds whichever
-    # comes first.
-    InlineBackend.instance(parent=shell).figure_formats = {"retina"}
     return True
 
 

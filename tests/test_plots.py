@@ -323,9 +323,9 @@ def test_style_does_not_leak():
 @pytest.mark.parametrize("first", ["", "%matplotlib inline\n"])
 def test_in_a_kernel_figures_are_drawn_at_twice_the_pixels(first,
                                                          monkeypatch):
-    """What the book stores: a figure's PNG has twice the pixels of the size
-    it is shown at, given in the output's metadata (the inline backend's
-    "retina" format), whether or not pyplot's backend was set up first."""
+    """What the book stores: a figure's PNG has twice the pixels of the width
+    it is shown at, given in the output's metadata, whether or not pyplot's
+    inline backend was set up first."""
     nbclient = pytest.importorskip("nbclient")
     nbformat = pytest.importorskip("nbformat")
     code = first + """\
@@ -340,7 +340,8 @@ plots.digit_grid(np.zeros((4, 28, 28)), labels=[0, 1, 2, 3], ncols=4)"""
     png = __import__("base64").b64decode(output.data["image/png"])
     size = output.metadata["image/png"]
     assert int.from_bytes(png[16:20], "big") // 2 == size["width"] > 100
-    assert int.from_bytes(png[20:24], "big") // 2 == size["height"] > 20
+    # no height: a fixed one would squash the figure in a narrow column
+    assert set(size) == {"width"}
     assert output.data["text/plain"].startswith("<Figure size ")
     assert png[25] == 3         # a palette PNG: 256 colours at most
 
@@ -348,8 +349,7 @@ plots.digit_grid(np.zeros((4, 28, 28)), labels=[0, 1, 2, 3], ncols=4)"""
 def test_a_light_png_keeps_the_picture():
     fig = drawn(plots.plot_confusion_matrix(np.array([[50, 2], [3, 40]])))
     png, size = plots.sharp_png(fig)
-    assert plots.png_size(png) == (2 * size["width"] + plots.png_size(
-        png)[0] % 2, 2 * size["height"] + plots.png_size(png)[1] % 2)
+    assert plots.png_size(png)[0] // 2 == size["width"]
     full = np.asarray(__import__("PIL.Image").Image.open(io.BytesIO(
         plots.to_png(fig, dpi=2 * fig.dpi))).convert("RGB"), dtype=float)
     light = np.asarray(__import__("PIL.Image").Image.open(
