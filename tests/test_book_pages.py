@@ -8,7 +8,10 @@ render, and checks what a reader would notice:
 - every widget rendered into a visible, non-empty area;
 - every piece of maths was typeset, without a TeX error;
 - the page asked for nothing from outside the book (no CDN), and the
-  browser console logged no error;
+  browser console logged no error at all;
+- each page's total download stays under its target, and the widget
+  renderer and MathJax load only on pages that use them (test_page_weight,
+  which prints a page-weight table);
 - no results table printed as raw `| ... |` text;
 - at a desktop and at a phone's width, the page does not scroll sideways,
   printed output wraps inside its box, and tables and display maths wider
@@ -43,15 +46,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu",
                  "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
 RENDER_TIMEOUT_MS = 20_000
-
-# Console errors that do not change what a reader sees: a substring of the
-# message, and why it is harmless.
-ALLOWED_CONSOLE_ERRORS = {
-    "Identifier 'THEBE_JS_URL' has already been declared":
-        "Jupyter Book 1 writes sphinx-thebe's settings into every page twice; "
-        "the second copy fails. Thebe (running cells through Binder) is not "
-        "used by this book, and the first copy is intact.",
-}
 
 
 def toc_pages(entries):
@@ -144,8 +138,7 @@ def open_page(context, url, site):
         route.abort()
 
     def console_error(text):
-        if not any(allowed in text for allowed in ALLOWED_CONSOLE_ERRORS):
-            problems.append(f"console error: {text}")
+        problems.append(f"console error: {text}")
 
     def missing_file(response):
         if response.status >= 400:
@@ -481,6 +474,89 @@ def test_page_fits(name, site, sized_context):
     finally:
         page.close()
     assert not fits, f"{name}.html at {width} width:\n  " + "\n  ".join(fits)
+
+
+# Page weight: what a reader downloads to read a page with an empty cache,
+# counted as the bytes of every response (HTML, scripts, styles, fonts,
+# images) from a server that does not compress, as the test's server (a
+# host that compresses sends less). The widget renderer (require.js and
+# embed-amd.js, 3.7 MB) may load only where a widget shows, MathJax only
+# where there is maths (book/_ext/page_weight.py); a page with widgets
+# also carries their state, pictures included, in its HTML.
+MB = 1_000_000
+WEIGHT_TARGET = 4 * MB            # a page that shows no widget
+WEIGHT_TARGET_WIDGETS = 8 * MB    # a page with an explorer (chapters 1, 3)
+WIDGET_RENDERER = "/embed-amd.js"
+MATHJAX = "/tex-chtml.js"
+WEIGHT_COLUMNS = {"document": "HTML", "script": "scripts",
+                  "stylesheet": "styles", "font": "fonts", "image": "images"}
+
+SHOWS = """() => ({
+    widgets: document.querySelectorAll(
+        'script[type="application/vnd.jupyter.widget-view+json"]').length,
+    maths: document.querySelectorAll('main .math').length,
+})"""
+
+
+def weigh_page(browser, site, name):
+    """(bytes by column of WEIGHT_COLUMNS, the URLs loaded, what the page
+    shows, problems) for one page opened in a fresh context."""
+    context = browser.new_context(**VIEWPORTS["desktop"])
+    finished = []
+    context.on("requestfinished", lambda request: finished.append(request))
+    page, problems = open_page(context, f"{site}/{name}.html", site)
+    try:
+        page.evaluate(WAIT_FOR_MATHJAX)
+        try:
+            page.wait_for_function(WIDGETS_RENDERED, timeout=RENDER_TIMEOUT_MS)
+        except PlaywrightTimeoutError:
+            pass   # test_page_renders reports it
+        page.wait_for_load_state("networkidle")
+        shows = page.evaluate(SHOWS)
+        sizes = {column: 0 for column in [*WEIGHT_COLUMNS.values(), "other"]}
+        for request in finished:
+            column = WEIGHT_COLUMNS.get(request.resource_type, "other")
+            sizes[column] += request.sizes()["responseBodySize"]
+        urls = [request.url.split("?")[0] for request in finished]
+    finally:
+        context.close()
+    return sizes, urls, shows, problems
+
+
+def test_page_weight(site, browser, capsys):
+    """Each page's total download, printed as a table (also saved to
+    _build/page-weight.txt); a page over its target, or one that loads
+    the widget renderer or MathJax without using it, fails."""
+    header = (f"{'page':30}" + "".join(f"{c:>8}" for c in
+              [*WEIGHT_COLUMNS.values(), "other", "total", "target"])
+              + "  loads")
+    lines, problems = [header], []
+    for name in PAGES:
+        sizes, urls, shows, errors = weigh_page(browser, site, name)
+        problems += [f"{name}: {error}" for error in errors]
+        total = sum(sizes.values())
+        target = WEIGHT_TARGET_WIDGETS if shows["widgets"] else WEIGHT_TARGET
+        renderer = any(url.endswith(WIDGET_RENDERER) for url in urls)
+        mathjax = any(url.endswith(MATHJAX) for url in urls)
+        loads = [what for what, loaded in [("widget renderer", renderer),
+                                           ("MathJax", mathjax)] if loaded]
+        lines.append(f"{name:30}" + "".join(
+            f"{size / MB:8.2f}" for size in [*sizes.values(), total, target])
+            + "  " + ", ".join(loads))
+        if total > target:
+            problems.append(f"{name}: {total / MB:.2f} MB, over its target "
+                            f"of {target / MB:.0f} MB")
+        if renderer and not shows["widgets"]:
+            problems.append(f"{name}: loads the widget renderer but shows "
+                            "no widget (leftover widget state?)")
+        if mathjax and not shows["maths"]:
+            problems.append(f"{name}: loads MathJax but has no maths")
+    table = ("Page weight in MB (uncompressed, empty cache)\n"
+             + "\n".join(lines))
+    (ROOT / "_build" / "page-weight.txt").write_text(table + "\n")
+    with capsys.disabled():
+        print("\n" + table)
+    assert not problems, "\n  ".join(["page weight:", *problems])
 
 
 def makefile_paths():
