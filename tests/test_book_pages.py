@@ -13,6 +13,8 @@ render, and checks what a reader would notice:
   renderer and MathJax load only on pages that use them (test_page_weight,
   which prints a page-weight table);
 - no results table printed as raw `| ... |` text;
+- every static figure has alt text that says what it shows (not its hashed
+  file name) and a numbered caption;
 - at a desktop and at a phone's width, the page does not scroll sideways,
   printed output wraps inside its box, and tables and display maths wider
   than the column sit in a box that scrolls (test_page_fits);
@@ -255,6 +257,31 @@ CHECK_RAW_TABLES = r"""() => {
 }"""
 
 
+# Every static figure: alt text that says what it shows (MyST-NB gives an
+# image its hashed file name unless the cell's mystnb.image.alt says
+# otherwise, and that is all a screen reader would read), and a numbered
+# caption (mystnb.figure). The pictures inside a widget (the explorers of
+# chapters 1 and 3) are left out: ipywidgets' Image has no alt text.
+CHECK_FIGURE_TEXT = r"""() => {
+    const problems = [];
+    document.querySelectorAll('main img').forEach(img => {
+        if (img.closest('.jupyter-widgets, .widget-subarea')) return;
+        const alt = (img.getAttribute('alt') || '').trim();
+        const file = (img.getAttribute('src') || '').split('/').pop();
+        if (alt.split(/\s+/).length < 4
+                || /[0-9a-f]{16,}|\.(png|jpe?g|svg|gif)$/i.test(alt))
+            problems.push('an image without alt text that says what it '
+                + `shows: ${file.slice(0, 16)}... alt="${alt.slice(0, 40)}"`);
+        const figure = img.closest('figure');
+        if (img.closest('.cell_output')
+                && !(figure && figure.querySelector('figcaption .caption-number')))
+            problems.push('a figure without a numbered caption: '
+                + (alt.slice(0, 50) || file.slice(0, 16)));
+    });
+    return problems;
+}"""
+
+
 @pytest.mark.parametrize("name", PAGES)
 def test_page_renders(name, site, context):
     page, problems = open_page(context, f"{site}/{name}.html", site)
@@ -273,6 +300,7 @@ def test_page_renders(name, site, context):
         problems += page.evaluate(CHECK_WIDGETS)
         problems += page.evaluate(CHECK_MATHS)
         problems += page.evaluate(CHECK_RAW_TABLES)
+        problems += page.evaluate(CHECK_FIGURE_TEXT)
         if page.title().count(BOOK_TITLE) > 1:
             problems.append(f"the tab's title names the book twice: "
                             f"{page.title()!r}")
