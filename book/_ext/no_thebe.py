@@ -25,8 +25,9 @@ def is_thebe(handler):
 
 def setup(app):
     if THEBE_MODULE in app.extensions:
-        for event, listeners in app.events.listeners.items():
-            listeners[:] = [lst for lst in listeners if not is_thebe(lst.handler)]
+        for listeners in app.events.listeners.values():
+            listeners[:] = [listener for listener in listeners
+                            if not is_thebe(listener.handler)]
         app.registry.css_files[:] = [
             (name, attrs) for name, attrs in app.registry.css_files
             if not (name or "").startswith("sphinx-thebe")]

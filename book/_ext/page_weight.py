@@ -28,7 +28,16 @@ logger = logging.getLogger(__name__)
 
 STATE_MIME = "application/vnd.jupyter.widget-state+json"
 VIEW_MIME = "application/vnd.jupyter.widget-view+json"
-MODEL_REF = re.compile(r"IPY_MODEL_([0-9a-f]{32})")
+# A model refers to another as "IPY_MODEL_<id>" in its state, or, for an
+# Output widget showing a widget, as the "model_id" of a widget view.
+MODEL_REF = re.compile(
+    r'IPY_MODEL_([0-9a-f]{32})|"model_id": "([0-9a-f]{32})"')
+
+
+def referred(model):
+    """The ids a model's state refers to."""
+    text = json.dumps(model.get("state", {}))
+    return {a or b for a, b in MODEL_REF.findall(text)}
 
 
 def shown_models(notebook):
@@ -42,8 +51,7 @@ def shown_models(notebook):
 def models_to_keep(state, shown):
     """The shown models, the models they refer to, and the models that
     refer to any kept one (links), until nothing changes."""
-    refs = {model_id: set(MODEL_REF.findall(json.dumps(model.get("state", {}))))
-            & state.keys()
+    refs = {model_id: referred(model) & state.keys()
             for model_id, model in state.items()}
     keep, todo = set(), [m for m in shown if m in state]
     while todo:
@@ -69,10 +77,12 @@ def prune_widget_state(app, docname, source):
     if len(keep) == len(state):
         return
     if keep:
-        widgets[STATE_MIME]["state"] = {m: state[m] for m in state if m in keep}
+        widgets[STATE_MIME]["state"] = {m: state[m] for m in state
+                                        if m in keep}
     else:
         del notebook["metadata"]["widgets"]
-    logger.verbose(f"{docname}: kept {len(keep)} of {len(state)} widget models")
+    logger.verbose(f"{docname}: kept {len(keep)} of {len(state)} "
+                   "widget models")
     source[0] = json.dumps(notebook)
 
 
