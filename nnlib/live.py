@@ -230,8 +230,8 @@ class LiveBoard:
                 # below the charts, in columns: readable, and over no curve
                 first.legend(handles=handles, fontsize=LEGEND_SIZE,
                              loc="upper center", frameon=False,
-                             ncols=min(len(handles), 3 if len(handles) > 4
-                                       else 4),
+                             # columns: no wider than the charts
+                             ncols=2 if len(handles) <= 4 else 3,
                              bbox_to_anchor=(0.5, -0.02),
                              bbox_transform=self.figure.transFigure)
             else:
