@@ -32,8 +32,6 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Callable
 
-import numpy as np
-
 from .layout import channels_last_copy, rows_view
 
 
