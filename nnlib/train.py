@@ -51,7 +51,8 @@ class History:
     ``step_loss`` (the loss of that step's batch).
 
     ``stop_reason`` is ``'completed'``, ``'nan'``, ``'stopped'`` or
-    ``'interrupted'`` once training has ended (``None`` while it runs); ``message`` says more.
+    ``'interrupted'`` once training has ended (``None`` while it runs);
+    ``message`` says more.
     """
 
     epoch: list = field(default_factory=list)
