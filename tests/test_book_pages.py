@@ -282,17 +282,27 @@ CHECK_FIGURE_TEXT = r"""() => {
 }"""
 
 
+def settle(page):
+    """Wait until the page's maths is typeset, its widgets drawn and its
+    network quiet (fonts, images in widgets); False if the widgets were
+    still not rendered in time."""
+    page.evaluate(WAIT_FOR_MATHJAX)
+    try:
+        page.wait_for_function(WIDGETS_RENDERED, timeout=RENDER_TIMEOUT_MS)
+        rendered = True
+    except PlaywrightTimeoutError:
+        rendered = False
+    page.wait_for_load_state("networkidle")
+    return rendered
+
+
 @pytest.mark.parametrize("name", PAGES)
 def test_page_renders(name, site, context):
     page, problems = open_page(context, f"{site}/{name}.html", site)
     try:
-        page.evaluate(WAIT_FOR_MATHJAX)
-        try:
-            page.wait_for_function(WIDGETS_RENDERED, timeout=RENDER_TIMEOUT_MS)
-        except PlaywrightTimeoutError:
+        if not settle(page):
             problems.append("widgets were still not rendered after "
                             f"{RENDER_TIMEOUT_MS / 1000:.0f} s")
-        page.wait_for_load_state("networkidle")   # fonts, images in widgets
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=SCREENSHOTS / f"{Path(name).name}.png",
                         full_page=True)
@@ -486,12 +496,7 @@ def test_page_fits(name, site, sized_context):
     width, context = sized_context
     page, problems = open_page(context, f"{site}/{name}.html", site)
     try:
-        page.evaluate(WAIT_FOR_MATHJAX)
-        try:
-            page.wait_for_function(WIDGETS_RENDERED, timeout=RENDER_TIMEOUT_MS)
-        except PlaywrightTimeoutError:
-            pass   # test_page_renders reports it
-        page.wait_for_load_state("networkidle")
+        settle(page)   # widgets not rendered: test_page_renders reports it
         page.wait_for_timeout(300)   # book.js marks the boxes that scroll
         fits = page.evaluate(CHECK_FITS)
         if width == "phone":
@@ -534,12 +539,7 @@ def weigh_page(browser, site, name):
     context.on("requestfinished", lambda request: finished.append(request))
     page, problems = open_page(context, f"{site}/{name}.html", site)
     try:
-        page.evaluate(WAIT_FOR_MATHJAX)
-        try:
-            page.wait_for_function(WIDGETS_RENDERED, timeout=RENDER_TIMEOUT_MS)
-        except PlaywrightTimeoutError:
-            pass   # test_page_renders reports it
-        page.wait_for_load_state("networkidle")
+        settle(page)   # widgets not rendered: test_page_renders reports it
         shows = page.evaluate(SHOWS)
         sizes = {column: 0 for column in [*WEIGHT_COLUMNS.values(), "other"]}
         for request in finished:
