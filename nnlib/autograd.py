@@ -8,7 +8,11 @@ gradient of the output into gradients of the parents (a vector-Jacobian
 product). ``loss.backward()`` visits the graph from the loss back to the
 leaves in reverse topological order, and *adds* each leaf's gradient to its
 ``.grad``: that is why a training loop clears them (``zero_grad``) before
-each step. ``with no_grad():`` computes without recording anything.
+each step. A tensor that is not a scalar starts the backward pass from a
+gradient of the same shape, ``out.backward(w)``, which gives what
+``(out * w).sum().backward()`` gives. ``with no_grad():`` computes without
+recording anything; ``t.detach()`` is ``t``'s values with no history, so
+that no gradient flows back through it (a stop-gradient).
 
 The operations are PyTorch's, by name: ``matmul`` (``@``), ``+ - * / **``
 with broadcasting, ``relu``, ``reshape``, ``T``, ``sum``, ``mean``,
@@ -76,7 +80,11 @@ class Tensor:
                                    f"of shape {self.shape}; only a scalar "
                                    "can start it alone")
             grad = np.ones_like(self.data)
-        grads = {id(self): np.asarray(grad, self.dtype)}
+        grad = np.asarray(grad, self.dtype)
+        if grad.shape != self.shape:
+            raise ValueError(f"backward(grad): grad has shape {grad.shape}, "
+                             f"but this tensor has shape {self.shape}")
+        grads = {id(self): grad}
         for t in reversed(self.graph()):
             g = grads.pop(id(t), None)
             if g is None:
@@ -88,6 +96,12 @@ class Tensor:
                 if pg is not None and parent.requires_grad:
                     old = grads.get(id(parent))
                     grads[id(parent)] = pg if old is None else old + pg
+
+    def detach(self):
+        """The same values (the same array, not a copy) with no history:
+        to ``backward`` a constant, so no gradient flows back through it
+        (PyTorch's ``detach``, a *stop-gradient*)."""
+        return Tensor(self.data)
 
     def graph(self):
         """The tensors this one was computed from (that require a gradient),

@@ -118,6 +118,37 @@ def test_backward_of_a_non_scalar_needs_a_gradient():
         (x * 2.0).backward()
 
 
+def test_backward_from_a_gradient_is_the_weighted_sum():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((4, 3))
+    w = rng.standard_normal((4, 2))
+    grads = []
+    for start in ("weighted sum", "gradient"):
+        x = ag.Tensor(a.copy(), requires_grad=True)
+        out = ag.relu(x @ ag.Tensor(np.ones((3, 2))))
+        if start == "weighted sum":
+            (out * w).sum().backward()
+        else:
+            out.backward(w)
+        grads.append(x.grad)
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-12)
+    with pytest.raises(ValueError, match="shape"):
+        out.backward(np.ones(3))
+
+
+def test_detach_shares_the_values_and_stops_the_gradient():
+    x = ag.Tensor(np.array([3.0, -2.0]), requires_grad=True)
+    d = (x * 2.0).detach()
+    assert d.is_leaf and not d.requires_grad
+    np.testing.assert_array_equal(d.data, [6.0, -4.0])
+    assert x.detach().data is x.data           # no copy, as in PyTorch
+    (x * x.detach()).sum().backward()          # one factor is a constant
+    np.testing.assert_array_equal(x.grad, [3.0, -2.0])
+    x.grad = None
+    (x * x).sum().backward()                   # both factors: 2x
+    np.testing.assert_array_equal(x.grad, [6.0, -4.0])
+
+
 def grads_of_both(model, X, y):
     """nnlib's gradients and the autograd twin's, by parameter name."""
     twin = ag.from_nnlib(model)
