@@ -226,7 +226,12 @@ def conv2d_backward(dout, cache, input_grad=True):
     w_cells = w.transpose(2, 3, 0, 1).reshape(k * k, f, c)
     dxh = np.empty((n, h + 2 * padding, wd + 2 * padding, c), d.dtype)
     for lo, hi in _chunks(n, pix * k * k * c * d.itemsize):
-        slabs = np.matmul(d[lo * pix:hi * pix], w_cells)
+        slabs = np.empty((k * k, (hi - lo) * pix, c), d.dtype)
+        for cell in range(k * k):
+            # One 2-D product per kernel cell, not a stacked np.matmul:
+            # np.dot lets go of the GIL while BLAS runs, so two threads
+            # (two ensemble members) can train at once.
+            np.dot(d[lo * pix:hi * pix], w_cells[cell], out=slabs[cell])
         part = dxh[lo:hi]
         part[...] = 0
         col2im_slabs(slabs, part, k, stride, out_h, out_w)
