@@ -13,8 +13,7 @@ Where each idea lives:
   each layer also says how it runs for prediction (its inference steps)
 - ``init``: N(0,1), scaled uniform, Xavier/Glorot, He/Kaiming
 - ``losses``: softmax cross-entropy; ``optim``: SGD, Adam, AdamW, schedules
-- ``train``: fit / evaluate / predict with callbacks; ``live``: the live view;
-  ``parallel``: several trainings at once, one thread each
+- ``train``: fit / evaluate / predict with callbacks; ``live``: the live view
 - ``inference``: the forward pass rewritten for prediction (same numbers, less work)
 - ``metrics``: confusion matrix, dead ReLUs; ``report``: trained numbers
   marked ≈, spreads and verdicts over seeds, McNemar's test

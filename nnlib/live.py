@@ -25,11 +25,9 @@ additions.
             fit(..., callbacks=[board.run(name)])
 """
 import base64
-import functools
 import html
 import io
 import sys
-import threading
 import time
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -134,7 +132,6 @@ class LiveBoard:
         self.interrupted = False
         self._dashboard = None
         self._next_status = self._next_draw = 0.0
-        self._lock = threading.RLock()
 
     def run(self, name=None):
         """The callback for one more run, drawn in the next colour."""
@@ -181,7 +178,7 @@ class LiveBoard:
             return
         if self._dashboard is None:
             self._dashboard = _Dashboard()
-        self._dashboard.start(run, state.total_steps)
+        self._dashboard.start(state.total_steps)
         self._next_status = 0.0
         self._next_draw = time.perf_counter() + self.every_seconds
 
@@ -198,8 +195,6 @@ class LiveBoard:
                                         cost / DRAW_BUDGET)
 
     def _end(self, run, state):
-        if self._dashboard is not None:
-            self._dashboard.stop(run)
         if state.history.stop_reason == "interrupted":
             self.interrupted = True
 
@@ -266,17 +261,6 @@ class LiveBoard:
         self.figure.suptitle(self._caption(), fontsize=TEXT_SIZE + 1)
 
 
-def _locked(hook):
-    """A run's hook, run under its board's lock: runs that train side by
-    side in threads (``nnlib.parallel``) share the board's curves and
-    widgets."""
-    @functools.wraps(hook)
-    def locked(self, state):
-        with self.board._lock:
-            return hook(self, state)
-    return locked
-
-
 class _Run(Callback):
     """The callback of one run on a board: collects the points of its curves.
 
@@ -290,7 +274,6 @@ class _Run(Callback):
         self.board = self.history = self.text = None
         self.lines = {}
 
-    @_locked
     def on_train_begin(self, state):
         self.history = state.history
         self.num_epochs = state.num_epochs
@@ -302,12 +285,10 @@ class _Run(Callback):
         if self.text:
             self.text.on_train_begin(state)
 
-    @_locked
     def on_epoch_begin(self, state):
         if self.text:
             self.text.on_epoch_begin(state)
 
-    @_locked
     def on_batch_end(self, state):
         self._sum_loss += state.batch_loss
         self._sum_acc += state.batch_acc
@@ -319,7 +300,6 @@ class _Run(Callback):
         else:
             self.board._tick(self, state)
 
-    @_locked
     def on_epoch_end(self, state):
         if self._count:
             self._add_point(state)
@@ -328,7 +308,6 @@ class _Run(Callback):
         else:
             self.board._tick(self, state, epoch_end=True)
 
-    @_locked
     def on_train_end(self, state):
         if self.text:
             self.text.on_train_end(state)
@@ -420,29 +399,17 @@ class _Dashboard:
         self.box = widgets.VBox([self.bar, self.text, self.image])
         self.handle = _display(self.box, display_id=True)
         self.last_epoch = ""
-        self.running = set()
 
-    def start(self, run, total_steps):
-        """A run begins: a fresh bar if none is running, else the bar
-        grows by its steps (runs training side by side share it)."""
-        if not self.running:
-            self.bar.max, self.bar.value = 0, 0
-            self.last_epoch = ""
-            self.done = {}
-            self._begin = time.perf_counter()
-        self.running.add(run)
-        self.bar.max += max(total_steps, 1)
-        self.done[run] = 0
-
-    def stop(self, run):
-        self.running.discard(run)
+    def start(self, total_steps):
+        self.bar.max, self.bar.value = max(total_steps, 1), 0
+        self.last_epoch = ""
+        self._begin = time.perf_counter()
 
     def progress(self, run, state, now, epoch_end):
         """Show the steps done, the rate, the time left, the last epoch."""
-        self.done[run] = (state.epoch - 1) * state.steps_per_epoch + state.step
-        done = sum(self.done.values())
+        done = (state.epoch - 1) * state.steps_per_epoch + state.step
         rate = done / max(now - self._begin, 1e-9)
-        left = (self.bar.max - done) / max(rate, 1e-9)
+        left = (state.total_steps - done) / rate
         name = f"{run.name}  " if run.name else ""
         if epoch_end:
             self.last_epoch = name + format_epoch(state.history,

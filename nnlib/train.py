@@ -18,13 +18,11 @@ and leave the model with the weights it has reached:
   the epoch, the step and the likely cause in ``history.message``;
 - a callback sets ``state.stop_training = True`` (``'stopped'``): the loop
   ends after that step's (or that epoch's) callbacks;
-- Ctrl-C, a ``KeyboardInterrupt`` (``history.stop_reason == 'interrupted'``),
-  also in a fit that runs in another thread (``nnlib.parallel``).
+- Ctrl-C, a ``KeyboardInterrupt`` (``history.stop_reason == 'interrupted'``).
 """
 import functools
 import math
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,12 +34,6 @@ from .data import batches, check_pair
 from .inference import compile_forward
 from .init import _check_rng
 from .losses import CrossEntropyLoss
-
-
-# Set while Ctrl-C stops trainings that run in other threads
-# (``parallel.run_in_threads``): a KeyboardInterrupt reaches only the main
-# thread, so each fit checks this after every step.
-interrupt_all = threading.Event()
 
 
 @dataclass(repr=False)
@@ -279,8 +271,6 @@ def _train_epoch(model, loss_fn, optimizer, X, y, batch_size, rng, augment,
             cb.on_batch_end(state)
         if state.stop_training:
             return "stopped"
-        if interrupt_all.is_set():
-            raise KeyboardInterrupt
     return loss_sum / len(X), correct / len(X)
 
 
