@@ -228,9 +228,8 @@ def conv2d_backward(dout, cache, input_grad=True):
     for lo, hi in _chunks(n, pix * k * k * c * d.itemsize):
         slabs = np.empty((k * k, (hi - lo) * pix, c), d.dtype)
         for cell in range(k * k):
-            # One 2-D product per kernel cell, not a stacked np.matmul:
-            # np.dot lets go of the GIL while BLAS runs, so two threads
-            # (two ensemble members) can train at once.
+            # One 2-D product per kernel cell, not a stacked np.matmul,
+            # which holds the GIL while it runs (other threads wait).
             np.dot(d[lo * pix:hi * pix], w_cells[cell], out=slabs[cell])
         part = dxh[lo:hi]
         part[...] = 0
