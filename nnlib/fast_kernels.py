@@ -17,7 +17,9 @@ loop references. The strategies:
 - **Widened rows** (``widen``): per-channel work on a matrix with few
   columns, done on a view with long rows.
 - **Two-pass pooling** (``maxpool2d_forward``): when the windows tile the
-  input, the maximum over the window's rows first, then over its columns.
+  input, the maximum over the window's rows first, then over its columns;
+  and the mask of the maxima kept for the backward pass, computed while
+  the input is still in the cache (the cache names the strategy used).
 - **Pooling in chunks** (``_pool_chunks``): max pooling, forward and
   backward, a few images at a time, so that its passes and temporaries
   stay in the core's cache.
@@ -289,13 +291,19 @@ def _tiles(xh, k, stride, out_h, out_w):
         and xh.shape[2] == k * out_w
 
 
-def maxpool2d_forward(x, kernel_size, stride=None):
-    """``kernels.maxpool2d_forward``'s result, channels-last.
+def maxpool2d_forward(x, kernel_size, stride=None, keep_mask=True):
+    """``kernels.maxpool2d_forward``'s result, channels-last, and a cache
+    for ``maxpool2d_backward`` that names the strategy it used.
 
     When the windows tile the input (stride k, sizes divisible by k), the
     maximum is taken in two passes: over the k image rows of each window,
     whose pixels are contiguous (W*C values, long loops), then over its k
-    columns. Otherwise, the maximum of the k*k strided slices.
+    columns. While a chunk of images is still in the cache, the mask of
+    the pixels that equal their window's maximum is kept too (one byte a
+    pixel; ``keep_mask=False`` skips it, for inference), so that the
+    backward pass need not read the input again: strategy ``"mask"``.
+    Otherwise, the maximum of the k*k strided slices, and the backward pass
+    compares them with the output: strategy ``"cells"``.
     """
     k = kernel_size
     stride = stride or k
@@ -304,8 +312,11 @@ def maxpool2d_forward(x, kernel_size, stride=None):
     out_w = conv_output_size(w, k, stride)
     xh = channels_last(x)
     out = np.empty((n, out_h, out_w, c), x.dtype)
+    chunks = _pool_chunks(n, xh.strides[0])
     tiles = _tiles(xh, k, stride, out_h, out_w)
-    for lo, hi in _pool_chunks(n, xh.strides[0]):
+    mask = np.empty(xh.shape, bool) if tiles and keep_mask else None
+    tied = []                    # chunks where some window's maximum is tied
+    for lo, hi in chunks:
         part = xh[lo:hi]
         if tiles:
             rows = part.reshape(hi - lo, out_h, k, w * c)
@@ -313,62 +324,82 @@ def maxpool2d_forward(x, kernel_size, stride=None):
                                np.empty((hi - lo, out_h, w * c), x.dtype))
             cols = best_row.reshape(hi - lo, out_h, out_w, k, c)
             _max_of((cols[..., j, :] for j in range(k)), out[lo:hi])
+            if mask is not None and not _mask_of_maxima(
+                    part, out[lo:hi], mask[lo:hi], k):
+                tied.append((lo, hi))
         else:
             _max_of((part[:, p:p + stride * out_h:stride,
                           q:q + stride * out_w:stride, :]
                      for p in range(k) for q in range(k)), out[lo:hi])
-    return out.transpose(0, 3, 1, 2), (xh, out, k, stride)
+    if tiles:
+        cache = ("mask", mask, tied, chunks, k)
+    else:
+        cache = ("cells", xh, out, chunks, k, stride)
+    return out.transpose(0, 3, 1, 2), cache
+
+
+def _mask_of_maxima(xh, out, mask, k):
+    """mask = (xh == each pixel's window maximum), for windows that tile xh,
+    compared a whole image row at a time against the output repeated k
+    times along the row (``np.repeat``). Returns False if some window holds
+    its maximum more than once (or a NaN): the count of matches is then
+    not the number of windows."""
+    m, out_h, out_w, c = out.shape
+    row = out_w * k * c                         # values in one image row
+    up = np.repeat(out, k, axis=2).reshape(m, out_h, 1, row)
+    hit = mask.reshape(m, out_h, k, row)
+    np.equal(xh.reshape(m, out_h, k, row), up, out=hit)
+    return np.count_nonzero(hit) == out.size
 
 
 def maxpool2d_backward(dout, cache):
     """Route each window's gradient to the first pixel (in row-major
     order) holding its maximum, as ``kernels.maxpool2d_backward``.
 
-    When the windows tile the input, first the scatter through a mask:
-    each output and its gradient repeated k times along the rows
-    (``np.repeat``), compared with the input a whole image row at a time.
-    If every window holds its maximum once (the count of matches is the
-    number of windows), the mask times the repeated gradient is the
-    answer. Ties (a window of zeros after a ReLU) take the exact route
-    below: cell by cell, each window's gradient to its first maximum.
+    Strategy ``"mask"`` (windows that tile the input): where every window
+    of a chunk holds its maximum once, the gradient repeated k times along
+    the rows times the forward pass's mask is the answer. Where a maximum
+    is tied (a window of zeros after a ReLU), and for strategy ``"cells"``,
+    the exact route: cell by cell, each window's gradient to its first
+    maximum.
     """
-    xh, out, k, stride = cache
-    n, out_h, out_w, c = out.shape
     d = channels_last(dout)
-    tiles = _tiles(xh, k, stride, out_h, out_w)
-    dx = np.empty_like(xh) if tiles else np.zeros_like(xh)
-    for lo, hi in _pool_chunks(n, xh.strides[0]):
-        o, g, target = out[lo:hi], d[lo:hi], dx[lo:hi]
-        if tiles and _scatter_through_mask(xh[lo:hi], o, g, target, k):
+    n, out_h, out_w, c = d.shape
+    strategy = cache[0]
+    if strategy == "mask":
+        _, mask, tied, chunks, k = cache
+        if mask is None:
+            raise RuntimeError("this max pool ran with keep_mask=False; run "
+                               "it with keep_mask=True to go backward")
+        stride = k
+        dx = np.empty(mask.shape, d.dtype)    # the tiles cover every pixel
+    else:
+        _, xh, out, chunks, k, stride = cache
+        dx = np.zeros_like(xh)
+    row = out_w * k * c                        # values in one image row
+    for lo, hi in chunks:
+        g, m = d[lo:hi], hi - lo
+        if strategy == "mask" and (lo, hi) not in tied:
+            up = np.repeat(g, k, axis=2).reshape(m, out_h, 1, row)
+            np.multiply(mask[lo:hi].reshape(m, out_h, k, row), up,
+                        out=dx[lo:hi].reshape(m, out_h, k, row))
             continue
-        free = np.ones(o.shape, dtype=bool)   # windows not yet routed
-        hit = np.empty(o.shape, dtype=bool)
+        free = np.ones(g.shape, dtype=bool)   # windows not yet routed
+        hit = np.empty(g.shape, dtype=bool)
         for p in range(k):
             for q in range(k):
                 cell = (slice(lo, hi), slice(p, p + stride * out_h, stride),
                         slice(q, q + stride * out_w, stride))
-                np.equal(xh[cell], o, out=hit)
-                hit &= free
-                free ^= hit
-                if tiles:
+                if strategy == "mask":
+                    np.logical_and(mask[cell], free, out=hit)
+                    free ^= hit
                     np.multiply(g, hit, out=dx[cell])
                 else:
+                    np.equal(xh[cell], out[lo:hi], out=hit)
+                    hit &= free
+                    free ^= hit
                     dx[cell] += g * hit
     return dx.transpose(0, 3, 1, 2)
-
-
-def _scatter_through_mask(xh, out, d, dx, k):
-    """dx = d routed through the mask ``xh == repeated out``, for windows
-    that tile xh; False (dx untouched) if some window's maximum is tied."""
-    m, out_h, out_w, c = out.shape
-    row = out_w * k * c                         # values in one image row
-    up = np.repeat(out, k, axis=2).reshape(m, out_h, 1, row)
-    hit = xh.reshape(m, out_h, k, row) == up
-    if np.count_nonzero(hit) != out.size:       # ties (or NaN)
-        return False
-    up = np.repeat(d, k, axis=2).reshape(m, out_h, 1, row)
-    np.multiply(hit, up, out=dx.reshape(m, out_h, k, row))
-    return True
 
 
 # ---------------------------------------------------------------------------

@@ -284,7 +284,8 @@ class MaxPool2d(Module):
 
     def inference_steps(self):
         k, s = self.kernel_size, self.stride
-        return [Step("max pool", lambda x: fast.maxpool2d_forward(x, k, s)[0],
+        return [Step("max pool",
+                     lambda x: fast.maxpool2d_forward(x, k, s, False)[0],
                      is_pool=True)]
 
 

@@ -132,8 +132,12 @@ def test_maxpool_matches_naive(k, s, size, chunks):
     ref, ref_cache = K.maxpool2d_forward_naive(x, k, s)
     np.testing.assert_array_equal(out, ref)
     dout = rng.standard_normal(out.shape)
-    np.testing.assert_allclose(F.maxpool2d_backward(dout, cache),
-                               K.maxpool2d_backward_naive(dout, ref_cache))
+    dx = F.maxpool2d_backward(dout, cache)
+    want = K.maxpool2d_backward_naive(dout, ref_cache)
+    if s == k:      # each pixel in one window: its gradient is copied, exactly
+        np.testing.assert_array_equal(dx, want)
+    else:           # overlapping windows add up in another order
+        np.testing.assert_allclose(dx, want)
 
 
 @pytest.mark.parametrize("size", [4, 6])
@@ -230,15 +234,26 @@ def test_kernel_too_large_is_a_clear_error():
         F.conv2d_forward(np.zeros((1, 1, 3, 3)), np.zeros((1, 1, 5, 5)), None)
 
 
-def test_the_mask_scatter_hands_ties_to_the_exact_route():
+def test_the_mask_of_maxima_reports_ties():
     x = np.zeros((1, 4, 4, 1))
     x[0, 0, 0, 0] = 1.0                     # one window without a tie
-    out, _ = F.maxpool2d_forward(x.transpose(0, 3, 1, 2), 2)
-    o = out.transpose(0, 2, 3, 1)
-    dx = np.full_like(x, 7.0)
-    assert not F._scatter_through_mask(x, o, np.ones_like(o), dx, 2)
-    assert (dx == 7.0).all()                # untouched
+    out, cache = F.maxpool2d_forward(x.transpose(0, 3, 1, 2), 2)
+    assert cache[0] == "mask" and cache[2] == [(0, 1)]     # tied
+    mask = np.empty(x.shape, bool)
+    assert not F._mask_of_maxima(x, out.transpose(0, 2, 3, 1), mask, 2)
     x = np.random.default_rng(0).standard_normal((1, 4, 4, 1))
-    o = F.maxpool2d_forward(x.transpose(0, 3, 1, 2), 2)[0].transpose(0, 2, 3, 1)
-    assert F._scatter_through_mask(x, o, np.ones_like(o), dx, 2)
-    assert dx.sum() == 4 and set(np.unique(dx)) == {0.0, 1.0}
+    out, cache = F.maxpool2d_forward(x.transpose(0, 3, 1, 2), 2)
+    assert cache[2] == []
+    assert F._mask_of_maxima(x, out.transpose(0, 2, 3, 1), mask, 2)
+    assert mask.sum() == 4
+    np.testing.assert_array_equal(mask, cache[1])
+
+
+def test_maxpool_strategies_and_inference_without_the_mask():
+    x = np.random.default_rng(1).standard_normal((2, 3, 6, 6))
+    assert F.maxpool2d_forward(x, 2)[1][0] == "mask"
+    assert F.maxpool2d_forward(x, 3, 2)[1][0] == "cells"
+    out, cache = F.maxpool2d_forward(x, 2, keep_mask=False)
+    np.testing.assert_array_equal(out, F.maxpool2d_forward(x, 2)[0])
+    with pytest.raises(RuntimeError, match="keep_mask=True"):
+        F.maxpool2d_backward(np.ones_like(out), cache)
