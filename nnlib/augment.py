@@ -53,18 +53,23 @@ def shift_rotate(X, degrees, shifts, *, fill=None):
         return X.copy()
     fill = X.min() if fill is None else fill
 
-    # Output pixel p = (row, col), centred: u = p - centre - shift (N, H*W).
-    rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    # Output pixel p = (row, col), centred: u = p - centre - shift. The row
+    # part depends on (image, row) only and the column part on (image,
+    # column) only, so each is computed on its own axis, (N, H) and (N, W),
+    # and broadcast: the same operations on the same numbers as over all
+    # N*H*W pixels.
     centre_r, centre_c = (h - 1) / 2, (w - 1) / 2
-    u_r = rows.ravel() - centre_r - moves[:, :1]
-    u_c = cols.ravel() - centre_c - moves[:, 1:]
+    u_r = (np.arange(h) - centre_r) - moves[:, :1]                # (N, H)
+    u_c = (np.arange(w) - centre_c) - moves[:, 1:]                # (N, W)
     # Turning the image by +theta means reading the input at -theta:
     # (r, c) <- (cos * u_r + sin * u_c, -sin * u_r + cos * u_c).
     theta = np.deg2rad(angles)[:, None]
     cos, sin = np.cos(theta), np.sin(theta)
-    src_r = cos * u_r + sin * u_c + centre_r           # (N, H*W)
-    src_c = cos * u_c - sin * u_r + centre_c
-
+    src_r = (cos * u_r)[:, :, None] + (sin * u_c)[:, None, :]     # (N, H, W)
+    src_r += centre_r
+    src_c = (cos * u_c)[:, None, :] - (sin * u_r)[:, :, None]
+    src_c += centre_c
+    src_r, src_c = src_r.reshape(n, h * w), src_c.reshape(n, h * w)
     return _bilinear(X, src_r, src_c, fill)
 
 
@@ -82,25 +87,38 @@ def _bilinear(X, src_r, src_c, fill):
     padded = np.pad(X, ((0, 0), (0, 0), (pad, pad), (pad, pad)),
                     constant_values=fill)
     hp, wp = h + 2 * pad, w + 2 * pad
-    # Now src + pad >= 0, so truncating to an integer rounds down.
+    # Now src + pad >= 0, so truncating to an integer rounds down. (The
+    # arithmetic below is written in place, on arrays this function owns.)
     src_r, src_c = src_r + pad, src_c + pad
     r0, c0 = src_r.astype(np.intp), src_c.astype(np.intp)
-    wr, wc = (src_r - r0).astype(X.dtype), (src_c - c0).astype(X.dtype)
+    wr = np.subtract(src_r, r0, out=src_r).astype(X.dtype)     # src_r - r0
+    wc = np.subtract(src_c, c0, out=src_c).astype(X.dtype)
 
     # The flat index, in the whole padded batch, of each point's top-left
     # pixel: image n, channel k, pixel (r0, c0). The same point serves
     # every channel of an image.
     image = (np.arange(n) * c)[:, None, None] + np.arange(c)[:, None]
-    top_left = image * (hp * wp) + (r0 * wp + c0)[:, None, :]   # (N, C, H*W)
+    r0 *= wp
+    r0 += c0                                                   # r0 * wp + c0
+    top_left = image * (hp * wp) + r0[:, None, :]              # (N, C, H*W)
     pixels = padded.ravel()
-    v00, v01, v10, v11 = (pixels[top_left + offset]
+    # pixels[offset:][top_left] is pixels[top_left + offset], without
+    # computing the shifted indices.
+    v00, v01, v10, v11 = (pixels[offset:][top_left]
                           for offset in (0, 1, wp, wp + 1))
     # Bilinear: mix left and right, then top and bottom. With weights 0
-    # (a whole-pixel shift) this returns v00 exactly.
+    # (a whole-pixel shift) this returns v00 exactly. In place:
+    # top = v00 + wc * (v01 - v00) into v01, bottom = v10 + wc * (v11 - v10)
+    # into v11, then top + wr * (bottom - top).
     wr, wc = wr[:, None, :], wc[:, None, :]
-    top = v00 + wc * (v01 - v00)
-    bottom = v10 + wc * (v11 - v10)
-    out = top + wr * (bottom - top)
+    for near, far in ((v00, v01), (v10, v11)):
+        far -= near
+        far *= wc
+        far += near
+    top, out = v01, v11
+    out -= top
+    out *= wr
+    out += top
     return out.reshape(n, c, h, w)
 
 

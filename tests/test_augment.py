@@ -241,3 +241,27 @@ def test_random_elastic_is_smooth_fields_then_displace():
         random_elastic(X, np.random.default_rng(1), alpha=0), X)
     with pytest.raises(ValueError, match="shape"):
         displace(X, np.zeros((4, 28, 28)), np.zeros((6, 28, 28)))
+
+
+def test_shift_rotate_is_the_loop_reference():
+    # the source point of every pixel from the definition, one at a time:
+    # u = pixel - centre - shift, turned by -theta, plus the centre; then
+    # the loop's bilinear reading there (odd and even sizes, two channels)
+    rng = np.random.default_rng(11)
+    X = images(3, c=2, h=9, w=8, dtype=np.float64)
+    degrees = rng.uniform(-30, 30, 3)
+    shifts = rng.integers(-2, 3, (3, 2))
+    out = shift_rotate(X, degrees, shifts)
+    cr, cc = 4.0, 3.5
+    for n in range(3):
+        t = np.deg2rad(degrees[n])
+        dy, dx = np.empty((9, 8)), np.empty((9, 8))
+        for i in range(9):
+            for j in range(8):
+                ur, uc = i - cr - shifts[n, 0], j - cc - shifts[n, 1]
+                dy[i, j] = np.cos(t) * ur + np.sin(t) * uc + cr - i
+                dx[i, j] = np.cos(t) * uc - np.sin(t) * ur + cc - j
+        for k in range(2):
+            np.testing.assert_allclose(
+                out[n, k], displace_loop(X[n, k], dy, dx, X.min()),
+                atol=1e-12)
