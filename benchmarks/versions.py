@@ -31,7 +31,7 @@ from importlib import import_module
 import numpy as np
 
 import nnlib
-from nnlib import data
+import workloads as W
 
 
 def load_old(folder):
@@ -50,18 +50,10 @@ def load_old(folder):
 
 def steps_with(lib, model_name, batch, augment, X, y):
     """A function running len(X) // batch training steps with ``lib``."""
-    def part(name):
-        return import_module(f"{lib.__name__}.{name}")
-    rng = np.random.default_rng(0)
-    if model_name == "cnn":
-        model = part("models").seed_cnn(rng=rng)
-        opt = part("optim").Adam(model.parameters(), lr=1e-3)
-    else:
-        model = part("models").mlp(rng=rng)
-        opt = part("optim").SGD(model.parameters(), lr=0.1)
+    model, opt = W.build_nnlib(model_name, lib=lib)
     model.input_grad = False                        # as fit trains
-    loss_fn = part("losses").CrossEntropyLoss()
-    shift_rotate = part("augment").random_shift_rotate
+    loss_fn = import_module(f"{lib.__name__}.losses").CrossEntropyLoss()
+    shift_rotate = import_module(f"{lib.__name__}.augment").random_shift_rotate
     aug_rng = np.random.default_rng(1)
 
     def run():
@@ -89,12 +81,9 @@ def main():
     if args.augment and args.model != "cnn":
         p.error("--augment is for the CNN (the MLP takes flat rows)")
     old = load_old(args.old)
-    X_u8, y_all, _, _ = data.load_mnist(verbose=False)
+    Xtr, ytr, _, _, _ = W.load_data("mnist", np.random.default_rng(0))
     n = args.steps * args.batch
-    X = data.normalize(X_u8[:n])
-    if args.model == "mlp":
-        X = X.reshape(n, -1)
-    y = y_all[:n].astype(np.int64)
+    X, y = W.inputs(args.model, Xtr[:n]), ytr[:n]
     subjects = {"old": steps_with(old, args.model, args.batch, args.augment,
                                   X, y),
                 "current": steps_with(nnlib, args.model, args.batch,

@@ -11,14 +11,14 @@ Imported by ``run.py`` after it has fixed the number of threads; importing
 NumPy or PyTorch first would start their thread pools at the default size.
 """
 import time
+from importlib import import_module
 
 import numpy as np
 
 from nnlib.data import MNISTNotFoundError, load_mnist, normalize
 from nnlib.layers import Conv2d, Linear
 from nnlib.losses import CrossEntropyLoss
-from nnlib.models import mlp, seed_cnn
-from nnlib.optim import SGD, Adam
+from nnlib import models, optim
 from nnlib.train import fit, predict
 
 DESCRIPTION = {
@@ -60,14 +60,19 @@ def inputs(model_name, X):
 # ---------------------------------------------------------------------------
 # The twins
 # ---------------------------------------------------------------------------
-def build_nnlib(model_name, seed=0):
-    """(model, optimizer) in nnlib."""
+def build_nnlib(model_name, seed=0, lib=None):
+    """(model, optimizer) in nnlib, or with ``lib``, another copy of the
+    nnlib package (``versions.py``'s older version), in that one."""
+    m, o = models, optim
+    if lib is not None:
+        m, o = (import_module(f"{lib.__name__}.{part}")
+                for part in ("models", "optim"))
     rng = np.random.default_rng(seed)
     if model_name == "cnn":
-        model = seed_cnn(rng=rng)
-        return model, Adam(model.parameters(), lr=1e-3)
-    model = mlp((784, 256, 64, 10), rng=rng)
-    return model, SGD(model.parameters(), lr=0.1)
+        model = m.seed_cnn(rng=rng)
+        return model, o.Adam(model.parameters(), lr=1e-3)
+    model = m.mlp((784, 256, 64, 10), rng=rng)
+    return model, o.SGD(model.parameters(), lr=0.1)
 
 
 def build_torch(model_name, nn_model):

@@ -354,52 +354,70 @@ def _mask_of_maxima(xh, out, mask, k):
 
 def maxpool2d_backward(dout, cache):
     """Route each window's gradient to the first pixel (in row-major
-    order) holding its maximum, as ``kernels.maxpool2d_backward``.
-
-    Strategy ``"mask"`` (windows that tile the input): where every window
-    of a chunk holds its maximum once, the gradient repeated k times along
-    the rows times the forward pass's mask is the answer. Where a maximum
-    is tied (a window of zeros after a ReLU), and for strategy ``"cells"``,
-    the exact route: cell by cell, each window's gradient to its first
-    maximum.
-    """
+    order) holding its maximum, as ``kernels.maxpool2d_backward``, by the
+    strategy the forward pass named in ``cache``."""
     d = channels_last(dout)
-    n, out_h, out_w, c = d.shape
-    strategy = cache[0]
-    if strategy == "mask":
-        _, mask, tied, chunks, k = cache
-        if mask is None:
-            raise RuntimeError("this max pool ran with keep_mask=False; run "
-                               "it with keep_mask=True to go backward")
-        stride = k
-        dx = np.empty(mask.shape, d.dtype)    # the tiles cover every pixel
+    if cache[0] == "mask":
+        dx = _backward_through_mask(d, *cache[1:])
     else:
-        _, xh, out, chunks, k, stride = cache
-        dx = np.zeros_like(xh)
+        dx = _backward_by_cells(d, *cache[1:])
+    return dx.transpose(0, 3, 1, 2)
+
+
+def _backward_through_mask(d, mask, tied, chunks, k):
+    """Strategy ``"mask"`` (windows that tile the input): where every
+    window of a chunk holds its maximum once, the gradient repeated k times
+    along the rows times the forward pass's mask is the answer; a chunk
+    with a tied maximum (a window of zeros after a ReLU) takes the exact
+    route of ``_first_maxima``."""
+    if mask is None:
+        raise RuntimeError("this max pool ran with keep_mask=False; run "
+                           "it with keep_mask=True to go backward")
+    n, out_h, out_w, c = d.shape
     row = out_w * k * c                        # values in one image row
+    dx = np.empty(mask.shape, d.dtype)         # the tiles cover every pixel
     for lo, hi in chunks:
         g, m = d[lo:hi], hi - lo
-        if strategy == "mask" and (lo, hi) not in tied:
+        if (lo, hi) in tied:
+            for cell, hit in _first_maxima(lambda cell: mask[cell], g.shape,
+                                           lo, hi, k, k):
+                np.multiply(g, hit, out=dx[cell])
+        else:
             up = np.repeat(g, k, axis=2).reshape(m, out_h, 1, row)
             np.multiply(mask[lo:hi].reshape(m, out_h, k, row), up,
                         out=dx[lo:hi].reshape(m, out_h, k, row))
-            continue
-        free = np.ones(g.shape, dtype=bool)   # windows not yet routed
-        hit = np.empty(g.shape, dtype=bool)
-        for p in range(k):
-            for q in range(k):
-                cell = (slice(lo, hi), slice(p, p + stride * out_h, stride),
-                        slice(q, q + stride * out_w, stride))
-                if strategy == "mask":
-                    np.logical_and(mask[cell], free, out=hit)
-                    free ^= hit
-                    np.multiply(g, hit, out=dx[cell])
-                else:
-                    np.equal(xh[cell], out[lo:hi], out=hit)
-                    hit &= free
-                    free ^= hit
-                    dx[cell] += g * hit
-    return dx.transpose(0, 3, 1, 2)
+    return dx
+
+
+def _backward_by_cells(d, xh, out, chunks, k, stride):
+    """Strategy ``"cells"`` (windows that overlap or leave pixels out):
+    each cell of the windows compared with the output, and its gradient
+    added where it holds its window's first maximum."""
+    dx = np.zeros_like(xh)
+    for lo, hi in chunks:
+        g = d[lo:hi]
+        for cell, hit in _first_maxima(lambda cell: xh[cell] == out[lo:hi],
+                                       g.shape, lo, hi, k, stride):
+            dx[cell] += g * hit
+    return dx
+
+
+def _first_maxima(is_max, shape, lo, hi, k, stride):
+    """For images lo:hi, each cell (p, q) of the windows in row-major order
+    as (its slice of the input, where it holds its window's first
+    maximum), given ``is_max(slice)``: where it holds the maximum at all.
+    Each window's gradient then goes to one pixel, even when its maximum
+    is tied."""
+    out_h, out_w = shape[1:3]
+    free = np.ones(shape, dtype=bool)          # windows not yet routed
+    hit = np.empty(shape, dtype=bool)
+    for p in range(k):
+        for q in range(k):
+            cell = (slice(lo, hi), slice(p, p + stride * out_h, stride),
+                    slice(q, q + stride * out_w, stride))
+            np.logical_and(is_max(cell), free, out=hit)
+            free ^= hit
+            yield cell, hit
 
 
 # ---------------------------------------------------------------------------
