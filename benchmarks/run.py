@@ -291,11 +291,11 @@ def profile(args, W, torch, data, steps=30, warmup=5):
         model, opt = W.build_nnlib(name)
         loss_fn = CrossEntropyLoss()
         X = W.inputs(name, Xtr)
+        model.input_grad = False        # as fit trains
         layers = model.run_order()       # as model.forward runs them
         n = len(layers)
         fw, bw, other = np.zeros((steps, n)), np.zeros((steps, n)), \
             np.zeros((steps, 2))
-        model.input_grad = False        # as fit trains
         for s in range(warmup + steps):
             i = s - warmup
             xb = X[s * bs:(s + 1) * bs]
@@ -324,7 +324,9 @@ def profile(args, W, torch, data, steps=30, warmup=5):
               f"(median of {steps} steps, ms)\n")
         print("| layer | forward | backward |\n|---|---|---|")
         for j, layer in enumerate(layers):
-            print(f"| {model.layers.index(layer)} {layer!r} | "
+            where = model.layers.index(layer) \
+                if layer in model.layers else "fused:"
+            print(f"| {where} {layer!r} | "
                   f"{ms(fw)[j]:.3f} | {ms(bw)[j]:.3f} |")
         print(f"| zero_grad, loss (cross-entropy) | {ms(other)[0]:.3f} | |")
         print(f"| optimizer step | {ms(other)[1]:.3f} | |")

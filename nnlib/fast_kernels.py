@@ -23,6 +23,12 @@ loop references. The strategies:
 - **Pooling in chunks** (``_pool_chunks``): max pooling, forward and
   backward, a few images at a time, so that its passes and temporaries
   stay in the core's cache.
+- **BatchNorm folded into the first convolution**
+  (``conv_batchnorm_forward``): BatchNorm's batch statistics of a
+  convolution's output, and its normalised output, computed by matrix
+  products with the patch matrix, so that the largest activation of the
+  network is written once and never read back by BatchNorm. For a
+  convolution that passes no gradient back (the first layer).
 - **Chunks in cache** (``_chunks``, ``_pool_chunks``, ``_row_slices``):
   the passes that follow one another over the same values (col2im's adds,
   pooling's comparisons, BatchNorm's centring and scaling) run a few
@@ -56,6 +62,7 @@ __all__ = [
     "im2col_rows", "im2col_planes", "col2im_slabs",
     "conv2d_forward", "conv2d_backward",
     "linear_forward", "linear_backward",
+    "conv_batchnorm_forward", "conv_batchnorm_backward",
     "maxpool2d_forward", "maxpool2d_backward",
     "relu_forward", "relu_backward",
     "batchnorm_forward", "batchnorm_backward",
@@ -257,6 +264,101 @@ def linear_backward(dout, x, w, input_grad=True, bias=True):
     db = dout.sum(axis=0) if bias else None
     dx = dout @ w if input_grad else None
     return dx, dw, db
+
+
+# ---------------------------------------------------------------------------
+# Strategy: BatchNorm folded into the first convolution
+# ---------------------------------------------------------------------------
+def conv_batchnorm_forward(x, w, b, gamma, beta, running_mean, running_var,
+                           momentum=0.1, eps=1e-5, stride=1, padding=0):
+    """``batchnorm_forward`` (training mode) of ``conv2d_forward``'s output,
+    with matrix products in place of BatchNorm's passes over that output.
+
+    With P the patch matrix (M rows), one filter w and its bias b, the
+    convolution's output is y = P w + b. With y0 = P w, the batch's
+
+      mean = mean(y0) + b,   var = (w . P'y0) / M - mean(y0)^2,
+
+    and BatchNorm's output is another product with the patches:
+
+      z = a (y - mean) + beta = P (a w) + (beta - a mean(y0)),  a = gamma/std.
+
+    P is built as planes (``im2col_planes``) with one more plane of ones,
+    P1 = [P, 1], so that P1'y0 holds P'y0 and the sums of y0, and P1 times
+    [a w; shift] adds the shift inside the product. Three products with the
+    patches, and no pass over an (M, C) array. P'y0 is kept for the
+    backward pass. The small (k*k*C, C) matrices are worked in float64.
+    Returns (z, cache) like ``batchnorm_forward`` and updates the running
+    statistics as it does.
+    """
+    n, c, h, wd = x.shape
+    f, _, k, _ = w.shape
+    out_h = conv_output_size(h, k, stride, padding)
+    out_w = conv_output_size(wd, k, stride, padding)
+    xh = channels_last(x)
+    if padding:
+        p = padding
+        xh = np.pad(xh, ((0, 0), (p, p), (p, p), (0, 0)))
+    kk = k * k * c
+    planes = np.empty((kk + 1, n * out_h * out_w), x.dtype)
+    im2col_planes(xh, k, stride, out_h, out_w, planes[:kk])
+    planes[kk] = 1
+    m = planes.shape[1]
+    w_mat = w.transpose(2, 3, 1, 0).reshape(kk, f)
+    y0 = planes[:kk].T @ w_mat                          # P w
+    py1 = (planes @ y0).astype(np.float64)               # P1'y0
+    py, mean0 = py1[:kk], py1[kk] / m
+    w64 = w_mat.astype(np.float64)
+    var = np.maximum((w64 * py).sum(axis=0) / m - mean0 ** 2, 0)
+    inv_std = 1 / np.sqrt(var + eps)
+    a = gamma * inv_std
+    w1 = np.empty((kk + 1, f))
+    w1[:kk] = w64 * a
+    w1[kk] = beta - a * mean0
+    z = planes.T @ w1.astype(x.dtype)
+    mean = mean0 + (0 if b is None else b)
+    update_running_stats(running_mean, running_var, mean.astype(x.dtype),
+                         var.astype(x.dtype), m, momentum)
+    # P's column sums: window sums of the batch's summed (padded) image
+    total = xh.sum(axis=0, dtype=np.float64)
+    sums = np.array([total[i:i + stride * out_h:stride,
+                           j:j + stride * out_w:stride].sum(axis=(0, 1))
+                     for i in range(k) for j in range(k)]).reshape(kk)
+    cache = (planes, w64, py, sums, mean0, inv_std, gamma, w.shape,
+             b is not None)
+    return from_rows(z, (n, f, out_h, out_w)), cache
+
+
+def conv_batchnorm_backward(dout, cache):
+    """Gradients (dw, db, dgamma, dbeta) of ``conv_batchnorm_forward``, from
+    one matrix product, H1 = P1'dz, whose last row is dbeta:
+
+      dgamma = inv_std * (sum over k of H * w  -  dbeta * mean(y0))
+      dw     = H a + (P'y0 - s mean(y0)) k1 + s k2
+      db     = a dbeta + M k2   (zero, up to rounding: BatchNorm removes b)
+
+    with s the column sums of P, k1 = -a inv_std dgamma / M and
+    k2 = -a dbeta / M, the coefficients of ``batchnorm_backward``:
+    dy = a dz + k1 (y - mean) + k2 is the convolution's output gradient,
+    and P'(y - mean) = P'y0 - s mean(y0). The gradient with respect to the
+    images is not computed (the first layer has none to pass on).
+    """
+    planes, w64, py, sums, mean0, inv_std, gamma, w_shape, has_bias = cache
+    f, c, k, _ = w_shape
+    kk, m = len(planes) - 1, planes.shape[1]
+    dz = as_rows(dout)
+    h1 = (planes @ dz).astype(np.float64)                # P1'dz
+    h, dbeta = h1[:kk], h1[kk]
+    dgamma = inv_std * ((h * w64).sum(axis=0) - dbeta * mean0)
+    a = gamma * inv_std
+    k1 = -a * inv_std * dgamma / m
+    k2 = -a * dbeta / m
+    dw_mat = h * a + (py - np.outer(sums, mean0)) * k1 + np.outer(sums, k2)
+    dw = dw_mat.reshape(k, k, c, f).transpose(3, 2, 0, 1)
+    dt = dz.dtype
+    db = (a * dbeta + m * k2).astype(dt) if has_bias else None
+    return (np.ascontiguousarray(dw, dt), db, dgamma.astype(dt),
+            dbeta.astype(dt))
 
 
 # ---------------------------------------------------------------------------

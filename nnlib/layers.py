@@ -66,6 +66,9 @@ class Module:
     # may run first, on fewer values, with the same result.
     monotone = False
     is_max_pool = False
+    # BatchNorm2d: a convolution right before it may fold it into its
+    # matrix product (Conv2d.fused_with).
+    folds_into_convolution = False
     # Its output is worth a look as feature maps (plots.feature_maps shows
     # the activations and pools by default).
     shows_features = False
@@ -87,6 +90,11 @@ class Module:
 
     def __call__(self, x):
         return self.forward(x)
+
+    def fused_with(self, following):
+        """A module that runs this layer and ``following`` as one, for
+        ``Sequential.run_order``; None (the default) runs them apart."""
+        return None
 
     # -- parameters and buffers -------------------------------------------
     def _children(self):
@@ -249,6 +257,15 @@ class Conv2d(Module):
             self.bias.grad += db
         return dx
 
+    def fused_with(self, following):
+        """While this convolution passes no gradient back (the model's
+        first layer, as ``fit`` trains), a BatchNorm right after it in
+        training mode runs inside its matrix product: ``ConvBatchNorm``."""
+        if following.folds_into_convolution and following.training \
+                and not self.input_grad:
+            return ConvBatchNorm(self, following)
+        return None
+
     def inference_steps(self):
         """The matrix product, then the bias as a step of its own: adding
         it never decreases a value, so a max pool may move before it."""
@@ -261,6 +278,43 @@ class Conv2d(Module):
             steps.append(Step("conv bias", lambda x: _add_in_place(x, b),
                               in_place=True, monotone=True))
         return steps
+
+
+class ConvBatchNorm(Module):
+    """A ``Conv2d`` and the ``BatchNorm2d`` after it, run as one (by
+    ``Sequential.run_order``, while they train and the convolution needs no
+    input gradient): the batch statistics come from the patch matrix, and
+    the normalised output from one matrix product
+    (``fast_kernels.conv_batchnorm_forward``). The parameters, gradients
+    and running statistics stay the two layers' own."""
+
+    input_grad = False
+
+    def __init__(self, conv, norm):
+        self.conv, self.norm = conv, norm
+
+    def __repr__(self):
+        return f"{self.conv!r} + {self.norm!r}"
+
+    def forward(self, x):
+        conv, norm = self.conv, self.norm
+        conv._check(x, 4, 1, conv.in_channels,
+                    f"(N, {conv.in_channels}, H, W)")
+        b = None if conv.bias is None else conv.bias.data
+        out, self.cache = fast.conv_batchnorm_forward(
+            x, conv.weight.data, b, norm.weight.data, norm.bias.data,
+            norm.running_mean, norm.running_var, norm.momentum, norm.eps,
+            conv.stride, conv.padding)
+        return out
+
+    def backward(self, dout):
+        dw, db, dgamma, dbeta = fast.conv_batchnorm_backward(dout, self.cache)
+        self.conv.weight.grad += dw
+        if db is not None:
+            self.conv.bias.grad += db
+        self.norm.weight.grad += dgamma
+        self.norm.bias.grad += dbeta
+        return None
 
 
 class MaxPool2d(Module):
@@ -346,6 +400,7 @@ class BatchNorm1d(_BatchNorm):
 
 class BatchNorm2d(_BatchNorm):
     _ndim = 4
+    folds_into_convolution = True
 
 
 # ---------------------------------------------------------------------------
@@ -464,14 +519,24 @@ class Sequential(Module):
 
     def run_order(self):
         """The layers in the order ``forward`` runs them: as listed, except
-        that a ``monotone`` layer (ReLU) directly followed by a max pool
-        runs after it. ``relu(maxpool(x))`` equals ``maxpool(relu(x))``
-        value for value (both never decrease), and the ReLU then touches a
-        quarter of the values, forward and backward."""
+        that
+
+        - a layer and the next run as one where the first says so
+          (``fused_with``: a first convolution and its BatchNorm, while
+          they train);
+        - a ``monotone`` layer (ReLU) directly followed by a max pool runs
+          after it. ``relu(maxpool(x))`` equals ``maxpool(relu(x))`` value
+          for value (both never decrease), and the ReLU then touches a
+          quarter of the values, forward and backward."""
         order, layers = [], self.layers
         i = 0
         while i < len(layers):
-            if layers[i].monotone and i + 1 < len(layers) \
+            fused = layers[i].fused_with(layers[i + 1]) \
+                if i + 1 < len(layers) else None
+            if fused is not None:
+                order.append(fused)
+                i += 2
+            elif layers[i].monotone and i + 1 < len(layers) \
                     and layers[i + 1].is_max_pool:
                 order += [layers[i + 1], layers[i]]
                 i += 2

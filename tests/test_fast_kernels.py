@@ -108,6 +108,71 @@ def test_conv_backward_in_many_chunks_at_the_chapters_size(monkeypatch):
     assert len(F._chunks(64, image_bytes)) == 1
 
 
+@pytest.mark.parametrize("case", CONV_CASES)
+@pytest.mark.parametrize("bias", [True, False])
+def test_batchnorm_folded_into_the_convolution_is_conv_then_batchnorm(
+        case, bias):
+    # The chapter's convolution, then the chapter's BatchNorm, forward and
+    # backward, against the fold that never computes the convolution's
+    # output; the running statistics too.
+    rng, x, w, b, s, p = conv_problem(case, channels_last)
+    b = b if bias else None
+    f = len(w)
+    gamma, beta = rng.standard_normal(f), rng.standard_normal(f)
+    stats = [(np.zeros(f), np.ones(f)) for _ in range(2)]
+    if bias:
+        b = b + 3.0          # a mean far from zero, as a bias may give
+    y, conv_cache = K.conv2d_forward(x, w, b, s, p)
+    want, bn_cache = K.batchnorm_forward(y, gamma, beta, *stats[0])
+    got, cache = F.conv_batchnorm_forward(x, w, b, gamma, beta, *stats[1],
+                                          stride=s, padding=p)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+    for a, a_want in zip(stats[1], stats[0]):
+        np.testing.assert_allclose(a, a_want, rtol=1e-9, atol=1e-12)
+    dz = rng.standard_normal(want.shape)
+    dy, dgamma, dbeta = K.batchnorm_backward(dz, bn_cache)
+    _, dw, db = K.conv2d_backward(dy, conv_cache)
+    got_dw, got_db, got_dgamma, got_dbeta = F.conv_batchnorm_backward(
+        channels_last(dz), cache)
+    np.testing.assert_allclose(got_dw, dw, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(got_dgamma, dgamma, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(got_dbeta, dbeta, rtol=1e-9, atol=1e-9)
+    if bias:        # BatchNorm removes the bias: zero up to rounding
+        assert np.abs(got_db).max() < 1e-9 and np.abs(db).max() < 1e-9
+    else:
+        assert got_db is None
+
+
+def test_batchnorm_folded_at_the_chapters_size_in_float32():
+    # 64 MNIST-sized images through a 5x5 filter bank, with inputs that are
+    # not centred (as pixels are not): the statistics from the patch
+    # products hold to float32's precision.
+    rng = np.random.default_rng(3)
+    x = (rng.random((64, 1, 28, 28)) * 3 - 0.4).astype(np.float32)
+    w = rng.standard_normal((16, 1, 5, 5)).astype(np.float32) * 0.3
+    b = rng.standard_normal(16).astype(np.float32)
+    gamma = rng.random(16).astype(np.float32) + 0.5
+    beta = rng.standard_normal(16).astype(np.float32)
+    x64 = [a.astype(np.float64) for a in (x, w, b, gamma, beta)]
+    y, conv_cache = K.conv2d_forward(*x64[:3])
+    want, bn_cache = K.batchnorm_forward(y, *x64[3:], np.zeros(16),
+                                         np.ones(16))
+    got, cache = F.conv_batchnorm_forward(
+        x, w, b, gamma, beta, np.zeros(16, np.float32),
+        np.ones(16, np.float32))
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    dz = rng.standard_normal(want.shape)
+    dy, dgamma, _ = K.batchnorm_backward(dz, bn_cache)
+    _, dw, _ = K.conv2d_backward(dy, conv_cache)
+    got_dw, _, got_dgamma, _ = F.conv_batchnorm_backward(
+        channels_last(dz.astype(np.float32)), cache)
+    assert got_dw.dtype == np.float32
+    scale = np.abs(dw).max()
+    np.testing.assert_allclose(got_dw, dw, rtol=1e-4, atol=1e-4 * scale)
+    np.testing.assert_allclose(got_dgamma, dgamma, rtol=1e-4, atol=1e-3)
+
+
 def test_linear_matches_the_formula():
     rng = np.random.default_rng(3)
     x, w, b = (rng.standard_normal(s) for s in ((9, 5), (4, 5), (4,)))

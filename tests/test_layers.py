@@ -95,6 +95,33 @@ def test_a_bias_before_batchnorm_gets_no_gradient():
     assert np.abs(model[0].weight.grad).max() > 1e-3
 
 
+def test_a_first_convolution_and_its_batchnorm_run_as_one_while_training():
+    # fit's set-up (no input gradient, training mode) folds the first
+    # BatchNorm into the convolution; the loss, every gradient and the
+    # running statistics are those of the two layers run apart.
+    def run(model, fold):
+        model.input_grad = not fold
+        loss = CrossEntropyLoss()
+        value = loss(model.forward(x_of(6, 1, 8, 8)), np.array([0, 2, 1, 2, 0, 1]))
+        model.backward(loss.backward())
+        return value, model.run_order()
+    apart, folded = small_cnn(bias=True), small_cnn(bias=True)
+    loss_apart, order_apart = run(apart, fold=False)
+    loss_folded, order = run(folded, fold=True)
+    assert isinstance(order[0], L.ConvBatchNorm) and len(order) == 5
+    assert not any(isinstance(layer, L.ConvBatchNorm)
+                   for layer in order_apart)
+    np.testing.assert_allclose(loss_folded, loss_apart, rtol=1e-12)
+    for (name, p), q in zip(folded.named_parameters(), apart.parameters()):
+        np.testing.assert_allclose(p.grad, q.grad, rtol=1e-9, atol=1e-12,
+                                   err_msg=name)
+    for (name, a), b in zip(folded.named_buffers(),
+                            (b for _, b in apart.named_buffers())):
+        np.testing.assert_allclose(a, b, rtol=1e-12, err_msg=name)
+    folded.eval()                        # running statistics: no fold
+    assert not isinstance(folded.run_order()[0], L.ConvBatchNorm)
+
+
 def test_sequential_can_skip_the_input_gradient():
     model = L.Sequential(L.Linear(4, 3, rng=rng(), **F64), L.ReLU(),
                          L.Linear(3, 2, rng=rng(), **F64))
