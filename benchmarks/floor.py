@@ -28,7 +28,8 @@ import time
 import numpy as np
 
 from nnlib import data, losses, models, optim
-from nnlib.layers import Conv2d, Linear
+from nnlib.fast_kernels import band_weights, input_grad_strategy
+from nnlib.layers import Conv2d, ConvBatchNorm, Linear
 
 BATCH = 64
 TARGET = 0.7
@@ -45,19 +46,39 @@ def nnlib_step(model, opt, loss_fn):
 
 def products_of(model, x, y, loss_fn):
     """A function that runs the matrix products of one training step,
-    with operands taken from a real forward pass of ``model``."""
-    model(x)
+    with operands taken from a real forward pass of ``model`` as ``fit``
+    runs it (no input gradient, so the first convolution and its
+    BatchNorm run as one)."""
+    input_grad, model.input_grad = model.input_grad, False
+    layers, h = model.run_order(), x
+    for layer in layers:
+        h = layer.forward(h)
     rng = np.random.default_rng(0)
     work = []
-    for layer in model:
-        if isinstance(layer, Conv2d):
-            _, cols, w, _, _, _ = layer.cache
+    for layer in layers:
+        if isinstance(layer, ConvBatchNorm):
+            planes = layer.cache[0]
+            kk, f = len(planes) - 1, layer.conv.out_channels
+            w_mat = np.ones((kk, f), np.float32)
+            w1 = np.ones((kk + 1, f), np.float32)
+            d = rng.standard_normal((planes.shape[1], f), dtype=np.float32)
+            work.append(lambda p=planes, w=w_mat: p[:-1].T @ w)    # P w
+            work.append(lambda p=planes, d=d: p @ d)     # P1'y0, and P1'dz
+            work.append(lambda p=planes, d=d: p @ d)
+            work.append(lambda p=planes, w=w1: p.T @ w)            # z
+        elif isinstance(layer, Conv2d):
+            _, padded, cols, w, stride, _, _ = layer.cache
             f, c, k, _ = w.shape
             w_mat = w.transpose(2, 3, 1, 0).reshape(k * k * c, f)
             d = rng.standard_normal((len(cols), f), dtype=np.float32)
             work.append(lambda cols=cols, w_mat=w_mat: cols @ w_mat)
             work.append(lambda cols=cols, d=d: cols.T @ d)
-            if c > 1:     # the first layer's input gradient is never needed
+            if input_grad_strategy(w.shape, padded) == "rows":
+                out_w = (padded[2] - k) // stride + 1
+                band = band_weights(w, padded[2], stride, out_w)
+                d2 = d.reshape(-1, band.shape[1])
+                work.append(lambda d2=d2, band=band: d2 @ band.T)
+            else:
                 w_cells = np.ascontiguousarray(
                     w.transpose(2, 3, 0, 1)).reshape(k * k, f, c)
                 work.append(lambda d=d, w_cells=w_cells:
@@ -68,6 +89,7 @@ def products_of(model, x, y, loss_fn):
             work.append(lambda xin=xin, w=w: xin @ w.T)
             work.append(lambda xin=xin, d=d: d.T @ xin)
             work.append(lambda d=d, w=w: d @ w)
+    model.input_grad = input_grad
 
     def step(_x, _y):
         for product in work:

@@ -14,6 +14,9 @@ loop references. The strategies:
   number of input channels.
 - **col2im by slabs** (``col2im_slabs``): the input gradient of a
   convolution from one contiguous (pixels, channels) slab per kernel cell.
+- **The input gradient by image rows** (``input_grad_by_rows``): for small
+  images with many channels, one product with banded weights and k adds of
+  whole image rows, in place of k*k small products and adds.
 - **Widened rows** (``widen``): per-channel work on a matrix with few
   columns, done on a view with long rows.
 - **Two-pass pooling** (``maxpool2d_forward``): when the windows tile the
@@ -60,6 +63,8 @@ __all__ = [
     "widen", "channel_sums", "channel_dots",
     "add_per_channel", "affine_per_channel",
     "im2col_rows", "im2col_planes", "col2im_slabs",
+    "input_grad_strategy", "input_grad_by_slabs", "input_grad_by_rows",
+    "band_weights",
     "conv2d_forward", "conv2d_backward",
     "linear_forward", "linear_backward",
     "conv_batchnorm_forward", "conv_batchnorm_backward",
@@ -212,28 +217,54 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     out = cols @ w_mat
     if b is not None:
         add_per_channel(out, b)
-    cache = (x.shape, cols, w, stride, padding, b is not None)
+    cache = (x.shape, xh.shape, cols, w, stride, padding, b is not None)
     return from_rows(out, (n, f, out_h, out_w)), cache
 
 
 def conv2d_backward(dout, cache, input_grad=True):
     """Gradients (dx, dw, db) of ``conv2d_forward``; dx is None when
-    ``input_grad`` is False, db when there is no bias. dx comes from
-    ``col2im_slabs``, a chunk of images at a time (``_chunks``)."""
-    x_shape, cols, w, stride, padding, has_bias = cache
+    ``input_grad`` is False, db when there is no bias. dx comes by the
+    strategy ``input_grad_strategy`` names: by image rows
+    (``input_grad_by_rows``) for 4 or more channels on images at most
+    BAND_WIDTH kernels wide, else from ``col2im_slabs``, a chunk of images
+    at a time (``input_grad_by_slabs``)."""
+    x_shape, padded, cols, w, stride, padding, has_bias = cache
     n, c, h, wd = x_shape
     f, _, k, _ = w.shape
     d = channels_last(dout)
     out_h, out_w = d.shape[1:3]
-    pix = out_h * out_w
     d = d.reshape(-1, f)
     dw = cols.T @ d
     dw = np.ascontiguousarray(dw.reshape(k, k, c, f).transpose(3, 2, 0, 1))
     db = channel_sums(*widen(d)) if has_bias else None
     if not input_grad:
         return None, dw, db
+    if input_grad_strategy(w.shape, padded) == "rows":
+        dxh = input_grad_by_rows(d, w, padded, stride, out_h, out_w)
+    else:
+        dxh = input_grad_by_slabs(d, w, padded, stride, out_h, out_w)
+    if padding:
+        p = padding
+        dxh = dxh[:, p:-p, p:-p, :]
+    return dxh.transpose(0, 3, 1, 2), dw, db
+
+
+def input_grad_strategy(w_shape, padded):
+    """How ``conv2d_backward`` computes the input gradient for weights of
+    ``w_shape`` on a padded input of shape ``padded`` (N, H, W, C):
+    ``"rows"`` (banded weights) or ``"slabs"`` (col2im)."""
+    f, c, k, _ = w_shape
+    return "rows" if c >= 4 and padded[2] <= BAND_WIDTH * k else "slabs"
+
+
+def input_grad_by_slabs(d, w, padded, stride, out_h, out_w):
+    """The padded NHWC input gradient from the (pixels, F) output gradient
+    d: one product per kernel cell into slabs, then ``col2im_slabs``, a
+    chunk of images at a time (``_chunks``)."""
+    f, c, k, _ = w.shape
+    n, pix = padded[0], out_h * out_w
     w_cells = w.transpose(2, 3, 0, 1).reshape(k * k, f, c)
-    dxh = np.empty((n, h + 2 * padding, wd + 2 * padding, c), d.dtype)
+    dxh = np.empty(padded, d.dtype)
     for lo, hi in _chunks(n, pix * k * k * c * d.itemsize):
         slabs = np.empty((k * k, (hi - lo) * pix, c), d.dtype)
         for cell in range(k * k):
@@ -243,10 +274,49 @@ def conv2d_backward(dout, cache, input_grad=True):
         part = dxh[lo:hi]
         part[...] = 0
         col2im_slabs(slabs, part, k, stride, out_h, out_w)
-    if padding:
-        p = padding
-        dxh = dxh[:, p:-p, p:-p, :]
-    return dxh.transpose(0, 3, 1, 2), dw, db
+    return dxh
+
+
+# ---------------------------------------------------------------------------
+# Strategy: the input gradient by image rows (banded weights)
+# ---------------------------------------------------------------------------
+# For small images with many channels. Output row (n, i) of the gradient,
+# all W'*F values of it, times a banded matrix gives the gradient of the k
+# whole input rows it was computed from: one large product, and k adds of
+# whole image rows, instead of k*k small products and k*k adds of slabs.
+# The band multiplies zeros (W/k times the work of the slabs' products),
+# which pays only while the image is a few kernels wide.
+BAND_WIDTH = 6    # NOTE: images at most 6 kernels wide (padding included)
+
+
+def band_weights(w, width, stride, out_w):
+    """The banded (k*W*C, W'*F) matrix B with
+    B[(p, u, c), (j, f)] = w[f, c, p, u - stride*j] where 0 <= u -
+    stride*j < k, else 0: the convolution maps the k input rows
+    (p, u, c) read by output row i to its W'*F values (j, f) through B."""
+    f, c, k, _ = w.shape
+    band = np.zeros((k, width, c, out_w, f), w.dtype)
+    cells = w.transpose(2, 3, 1, 0)                   # (p, q, c, f)
+    for j in range(out_w):
+        band[:, stride * j:stride * j + k, :, j, :] = cells
+    return band.reshape(k * width * c, out_w * f)
+
+
+def input_grad_by_rows(d, w, padded, stride, out_h, out_w):
+    """The padded NHWC input gradient from the (pixels, F) output gradient
+    d, by image rows: d as (N*H', W'*F) times the band's transpose gives,
+    for each output row, the gradient of its k input rows, added back one
+    kernel row at a time (whole image rows: long loops)."""
+    f, c, k, _ = w.shape
+    n, h, wp, _ = padded
+    band = band_weights(w, wp, stride, out_w)
+    t = (d.reshape(n * out_h, out_w * f) @ band.T).reshape(
+        n, out_h, k, wp * c)
+    dxh = np.zeros(padded, d.dtype)
+    rows = dxh.reshape(n, h, wp * c)
+    for p in range(k):
+        rows[:, p:p + stride * out_h:stride] += t[:, :, p]
+    return dxh
 
 
 def linear_forward(x, w, b):

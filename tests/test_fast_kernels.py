@@ -87,25 +87,63 @@ def test_conv_matches_naive(case, layout, chunks):
         is None
 
 
-def test_conv_backward_in_many_chunks_at_the_chapters_size(monkeypatch):
-    """The second convolution of chapter 4's CNN on a batch of 64, its
-    input gradient computed in chunks of 1 to 64 images: always the
-    chapter's kernel's result."""
+def test_conv_backward_in_many_chunks_on_wide_images(monkeypatch):
+    """16 channels of 28x28, padded by 2 (more than BAND_WIDTH kernels
+    wide: col2im by slabs), on a batch of 16: the input gradient computed
+    in chunks of 1 to 16 images is always the chapter's kernel's."""
     rng = np.random.default_rng(9)
-    x = channels_last(rng.standard_normal((64, 16, 12, 12)))
-    w = rng.standard_normal((32, 16, 5, 5))
-    out, cache = F.conv2d_forward(x, w, None)
+    n = 16
+    x = channels_last(rng.standard_normal((n, 16, 28, 28)))
+    w = rng.standard_normal((8, 16, 5, 5))
+    out, cache = F.conv2d_forward(x, w, None, padding=2)
+    assert F.input_grad_strategy(w.shape, (n, 32, 32, 16)) == "slabs"
     dout = channels_last(rng.standard_normal(out.shape))
-    _, ref_cache = K.conv2d_forward(x, w, None)
+    _, ref_cache = K.conv2d_forward(x, w, None, padding=2)
     want = K.conv2d_backward(dout, ref_cache)[0]
-    image_bytes = 64 * 25 * 16 * 8            # one image's slabs
-    for chunk_bytes in (image_bytes, 7 * image_bytes, 1 << 21, 1 << 30):
+    image_bytes = 28 * 28 * 25 * 16 * 8       # one image's slabs
+    for chunk_bytes in (image_bytes, 3 * image_bytes, 7 * image_bytes, 1 << 30):
         monkeypatch.setattr(F, "CHUNK_BYTES", chunk_bytes)
-        count = len(F._chunks(64, image_bytes))
-        assert count == max(1, -(-64 * image_bytes // chunk_bytes))
+        count = len(F._chunks(n, image_bytes))
+        assert count == max(1, -(-n * image_bytes // chunk_bytes))
         np.testing.assert_allclose(F.conv2d_backward(dout, cache)[0], want,
                                    rtol=1e-10, atol=1e-10)
-    assert len(F._chunks(64, image_bytes)) == 1
+    assert len(F._chunks(n, image_bytes)) == 1
+
+
+def test_the_second_convolutions_input_gradient_by_image_rows():
+    """Chapter 4's second convolution (16 channels of 12x12, 5x5): its
+    input gradient by image rows (banded weights), as the chapter's
+    kernel's, in float64 and in float32 as in training."""
+    rng = np.random.default_rng(10)
+    x = channels_last(rng.standard_normal((64, 16, 12, 12)))
+    w, b = rng.standard_normal((32, 16, 5, 5)), rng.standard_normal(32)
+    assert F.input_grad_strategy(w.shape, (64, 12, 12, 16)) == "rows"
+    _, ref_cache = K.conv2d_forward(x, w, b)
+    dout = rng.standard_normal((64, 32, 8, 8))
+    want = K.conv2d_backward(dout, ref_cache)
+    for dtype, tol in ((np.float64, 1e-10), (np.float32, 1e-4)):
+        _, cache = F.conv2d_forward(x.astype(dtype), w.astype(dtype),
+                                    b.astype(dtype))
+        got = F.conv2d_backward(channels_last(dout.astype(dtype)), cache)
+        for g, want_g in zip(got, want):
+            assert g.dtype == dtype
+            scale = np.abs(want_g).max()
+            np.testing.assert_allclose(g, want_g, rtol=tol, atol=tol * scale)
+
+
+def test_the_band_holds_each_weight_where_the_convolution_reads_it():
+    # B[(p, u, c), (j, f)] = w[f, c, p, u - stride*j] inside the band,
+    # zero outside, for a stride of 1 and of 2
+    rng = np.random.default_rng(11)
+    w = rng.standard_normal((3, 2, 3, 3))
+    for stride, width in ((1, 7), (2, 9)):
+        out_w = (width - 3) // stride + 1
+        band = F.band_weights(w, width, stride, out_w).reshape(
+            3, width, 2, out_w, 3)
+        for p, u, c, j, f in np.ndindex(band.shape):
+            q = u - stride * j
+            want = w[f, c, p, q] if 0 <= q < 3 else 0.0
+            assert band[p, u, c, j, f] == want
 
 
 @pytest.mark.parametrize("case", CONV_CASES)
