@@ -68,6 +68,7 @@ __all__ = [
     "conv2d_forward", "conv2d_backward",
     "linear_forward", "linear_backward",
     "conv_batchnorm_forward", "conv_batchnorm_backward",
+    "im2col_planes_by_window", "max_of_blocks",
     "maxpool2d_forward", "maxpool2d_backward",
     "relu_forward", "relu_backward",
     "batchnorm_forward", "batchnorm_backward",
@@ -340,9 +341,11 @@ def linear_backward(dout, x, w, input_grad=True, bias=True):
 # Strategy: BatchNorm folded into the first convolution
 # ---------------------------------------------------------------------------
 def conv_batchnorm_forward(x, w, b, gamma, beta, running_mean, running_var,
-                           momentum=0.1, eps=1e-5, stride=1, padding=0):
+                           momentum=0.1, eps=1e-5, stride=1, padding=0,
+                           pool=None):
     """``batchnorm_forward`` (training mode) of ``conv2d_forward``'s output,
-    with matrix products in place of BatchNorm's passes over that output.
+    with matrix products in place of BatchNorm's passes over that output,
+    and, with ``pool=k``, the k x k max pool that follows.
 
     With P the patch matrix (M rows), one filter w and its bias b, the
     convolution's output is y = P w + b. With y0 = P w, the batch's
@@ -358,8 +361,20 @@ def conv_batchnorm_forward(x, w, b, gamma, beta, running_mean, running_var,
     [a w; shift] adds the shift inside the product. Three products with the
     patches, and no pass over an (M, C) array. P'y0 is kept for the
     backward pass. The small (k*k*C, C) matrices are worked in float64.
-    Returns (z, cache) like ``batchnorm_forward`` and updates the running
-    statistics as it does.
+
+    With ``pool``, when the pool's windows tile the output (a stride of 1,
+    sizes divisible by k), the patches are built by window
+    (``im2col_planes_by_window``): the rows of y0 then come as k*k blocks,
+    one per cell of the windows, and the pool is the maximum of the
+    blocks, with the mask of each window's first maximum
+    (``max_of_blocks``). As z = a y0 + shift rises with y0 where a > 0 and
+    falls where a < 0, the maxima of z are those of sign(a) y0, and only
+    they are normalised: a quarter of the values, and no third product.
+    Otherwise z is computed whole, and the pool runs as
+    ``maxpool2d_forward`` on it.
+
+    Returns (output, cache) and updates the running statistics as
+    ``batchnorm_forward`` does.
     """
     n, c, h, wd = x.shape
     f, _, k, _ = w.shape
@@ -369,9 +384,14 @@ def conv_batchnorm_forward(x, w, b, gamma, beta, running_mean, running_var,
     if padding:
         p = padding
         xh = np.pad(xh, ((0, 0), (p, p), (p, p), (0, 0)))
+    by_window = pool is not None and stride == 1 \
+        and out_h % pool == 0 and out_w % pool == 0
     kk = k * k * c
     planes = np.empty((kk + 1, n * out_h * out_w), x.dtype)
-    im2col_planes(xh, k, stride, out_h, out_w, planes[:kk])
+    if by_window:
+        im2col_planes_by_window(xh, k, out_h, out_w, pool, planes[:kk])
+    else:
+        im2col_planes(xh, k, stride, out_h, out_w, planes[:kk])
     planes[kk] = 1
     m = planes.shape[1]
     w_mat = w.transpose(2, 3, 1, 0).reshape(kk, f)
@@ -385,7 +405,6 @@ def conv_batchnorm_forward(x, w, b, gamma, beta, running_mean, running_var,
     w1 = np.empty((kk + 1, f))
     w1[:kk] = w64 * a
     w1[kk] = beta - a * mean0
-    z = planes.T @ w1.astype(x.dtype)
     mean = mean0 + (0 if b is None else b)
     update_running_stats(running_mean, running_var, mean.astype(x.dtype),
                          var.astype(x.dtype), m, momentum)
@@ -394,9 +413,30 @@ def conv_batchnorm_forward(x, w, b, gamma, beta, running_mean, running_var,
     sums = np.array([total[i:i + stride * out_h:stride,
                            j:j + stride * out_w:stride].sum(axis=(0, 1))
                      for i in range(k) for j in range(k)]).reshape(kk)
+    if by_window:
+        # z = a y0 + shift grows with y0 where a > 0 and falls where a < 0:
+        # the window maxima of z are those of sign(a) y0, and z is only
+        # computed for them.
+        sign = np.sign(a).astype(x.dtype)
+        if np.any(sign != 1):
+            wide, r = widen(y0)
+            wide *= tiled(sign, r)
+        top, mask = max_of_blocks(y0.reshape(n, pool * pool, -1))
+        rows = top.reshape(-1, f)
+        affine_per_channel(rows, np.abs(a).astype(x.dtype),
+                           (beta - a * mean0).astype(x.dtype), out=rows)
+        out = from_rows(rows, (n, f, out_h // pool, out_w // pool))
+        pooled = ("blocks", mask)
+    else:
+        z = np.matmul(planes.T, w1.astype(x.dtype), out=y0)   # y0 is spent
+        out = from_rows(z, (n, f, out_h, out_w))
+        pooled = None
+        if pool is not None:
+            out, pool_cache = maxpool2d_forward(out, pool)
+            pooled = ("maxpool", pool_cache)
     cache = (planes, w64, py, sums, mean0, inv_std, gamma, w.shape,
-             b is not None)
-    return from_rows(z, (n, f, out_h, out_w)), cache
+             b is not None, pooled)
+    return out, cache
 
 
 def conv_batchnorm_backward(dout, cache):
@@ -410,13 +450,23 @@ def conv_batchnorm_backward(dout, cache):
     with s the column sums of P, k1 = -a inv_std dgamma / M and
     k2 = -a dbeta / M, the coefficients of ``batchnorm_backward``:
     dy = a dz + k1 (y - mean) + k2 is the convolution's output gradient,
-    and P'(y - mean) = P'y0 - s mean(y0). The gradient with respect to the
-    images is not computed (the first layer has none to pass on).
+    and P'(y - mean) = P'y0 - s mean(y0). With a pool, dz is first routed
+    through it (by blocks: the pooled gradient times the mask of first
+    maxima, one multiply). The gradient with respect to the images is not
+    computed (the first layer has none to pass on).
     """
-    planes, w64, py, sums, mean0, inv_std, gamma, w_shape, has_bias = cache
+    (planes, w64, py, sums, mean0, inv_std, gamma, w_shape, has_bias,
+     pooled) = cache
     f, c, k, _ = w_shape
     kk, m = len(planes) - 1, planes.shape[1]
-    dz = as_rows(dout)
+    if pooled is None:
+        dz = as_rows(dout)
+    elif pooled[0] == "blocks":
+        mask = pooled[1]
+        g = channels_last(dout).reshape(len(mask), 1, -1)
+        dz = np.multiply(mask, g).reshape(m, f)
+    else:
+        dz = as_rows(maxpool2d_backward(dout, pooled[1]))
     h1 = (planes @ dz).astype(np.float64)                # P1'dz
     h, dbeta = h1[:kk], h1[kk]
     dgamma = inv_std * ((h * w64).sum(axis=0) - dbeta * mean0)
@@ -429,6 +479,40 @@ def conv_batchnorm_backward(dout, cache):
     db = (a * dbeta + m * k2).astype(dt) if has_bias else None
     return (np.ascontiguousarray(dw, dt), db, dgamma.astype(dt),
             dbeta.astype(dt))
+
+
+def im2col_planes_by_window(xh, k, out_h, out_w, pool, out):
+    """``im2col_planes``'s planes for a stride-1 convolution whose output a
+    pool x pool max pool tiles, with the output pixels in the order
+    (image, row in the window, column in the window, window row, window
+    column): the pixels of the windows then form pool*pool contiguous
+    blocks per image, one per cell of the windows."""
+    n, h, w, c = xh.shape
+    oh, ow = out_h // pool, out_w // pool
+    planes = out.reshape(k, k, c, n, pool, pool, oh, ow)
+    for p in range(k):
+        for q in range(k):
+            cell = xh[:, p:p + out_h, q:q + out_w, :].reshape(
+                n, oh, pool, ow, pool, c)
+            planes[p, q] = cell.transpose(5, 0, 2, 4, 1, 3)
+
+
+def max_of_blocks(z):
+    """For z (N, B, L): the maximum over its B blocks, (N, L), and the mask
+    (N, B, L) of the block holding each maximum first (in block order):
+    with the blocks in the order of the cells of the pooling windows, the
+    pixel that ``kernels.maxpool2d_backward`` gives the window's gradient.
+    Every pass runs over whole blocks (long loops)."""
+    top = _max_of((z[:, i] for i in range(z.shape[1])),
+                  np.empty((len(z), z.shape[2]), z.dtype))
+    mask = np.empty(z.shape, bool)
+    seen = np.zeros(top.shape, bool)            # windows already routed
+    for i in range(z.shape[1]):
+        hit = mask[:, i]
+        np.equal(z[:, i], top, out=hit)
+        np.greater(hit, seen, out=hit)          # a maximum, and the first
+        seen |= hit
+    return top, mask
 
 
 # ---------------------------------------------------------------------------

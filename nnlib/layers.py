@@ -281,30 +281,41 @@ class Conv2d(Module):
 
 
 class ConvBatchNorm(Module):
-    """A ``Conv2d`` and the ``BatchNorm2d`` after it, run as one (by
-    ``Sequential.run_order``, while they train and the convolution needs no
-    input gradient): the batch statistics come from the patch matrix, and
-    the normalised output from one matrix product
-    (``fast_kernels.conv_batchnorm_forward``). The parameters, gradients
-    and running statistics stay the two layers' own."""
+    """A ``Conv2d`` and the ``BatchNorm2d`` after it, and the max pool that
+    runs next if there is one, run as one (by ``Sequential.run_order``,
+    while they train and the convolution needs no input gradient): the
+    batch statistics come from the patch matrix, the normalised output
+    from one matrix product, and the pool from the blocks that product
+    gives (``fast_kernels.conv_batchnorm_forward``). The parameters,
+    gradients and running statistics stay the layers' own."""
 
     input_grad = False
 
-    def __init__(self, conv, norm):
-        self.conv, self.norm = conv, norm
+    def __init__(self, conv, norm, pool=None):
+        self.conv, self.norm, self.pool = conv, norm, pool
 
     def __repr__(self):
-        return f"{self.conv!r} + {self.norm!r}"
+        pool = "" if self.pool is None else f" + {self.pool!r}"
+        return f"{self.conv!r} + {self.norm!r}{pool}"
+
+    def fused_with(self, following):
+        """The max pool right after it joins, if its windows tile (stride
+        equal to its size)."""
+        if self.pool is None and following.is_max_pool \
+                and following.stride == following.kernel_size:
+            return ConvBatchNorm(self.conv, self.norm, following)
+        return None
 
     def forward(self, x):
         conv, norm = self.conv, self.norm
         conv._check(x, 4, 1, conv.in_channels,
                     f"(N, {conv.in_channels}, H, W)")
         b = None if conv.bias is None else conv.bias.data
+        pool = None if self.pool is None else self.pool.kernel_size
         out, self.cache = fast.conv_batchnorm_forward(
             x, conv.weight.data, b, norm.weight.data, norm.bias.data,
             norm.running_mean, norm.running_var, norm.momentum, norm.eps,
-            conv.stride, conv.padding)
+            conv.stride, conv.padding, pool)
         return out
 
     def backward(self, dout):
@@ -521,29 +532,31 @@ class Sequential(Module):
         """The layers in the order ``forward`` runs them: as listed, except
         that
 
-        - a layer and the next run as one where the first says so
-          (``fused_with``: a first convolution and its BatchNorm, while
-          they train);
         - a ``monotone`` layer (ReLU) directly followed by a max pool runs
           after it. ``relu(maxpool(x))`` equals ``maxpool(relu(x))`` value
           for value (both never decrease), and the ReLU then touches a
-          quarter of the values, forward and backward."""
+          quarter of the values, forward and backward;
+        - then, neighbours run as one where the first says so
+          (``fused_with``: a first convolution, its BatchNorm and the max
+          pool after them, while they train)."""
         order, layers = [], self.layers
         i = 0
         while i < len(layers):
-            fused = layers[i].fused_with(layers[i + 1]) \
-                if i + 1 < len(layers) else None
-            if fused is not None:
-                order.append(fused)
-                i += 2
-            elif layers[i].monotone and i + 1 < len(layers) \
+            if layers[i].monotone and i + 1 < len(layers) \
                     and layers[i + 1].is_max_pool:
                 order += [layers[i + 1], layers[i]]
                 i += 2
             else:
                 order.append(layers[i])
                 i += 1
-        return order
+        fused = order[:1]
+        for layer in order[1:]:
+            joint = fused[-1].fused_with(layer)
+            if joint is None:
+                fused.append(layer)
+            else:
+                fused[-1] = joint
+        return fused
 
     def forward(self, x):
         self._ran = self.run_order()

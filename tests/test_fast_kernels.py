@@ -181,6 +181,55 @@ def test_batchnorm_folded_into_the_convolution_is_conv_then_batchnorm(
         assert got_db is None
 
 
+@pytest.mark.parametrize("size,padding", [(8, 0), (9, 0), (6, 1)])
+def test_batchnorm_and_pool_folded_into_the_convolution(size, padding):
+    # The chapter's convolution, BatchNorm and 2x2 max pool against the
+    # fold, with flat regions (tied maxima) and a positive, a negative and
+    # a zero gamma (the pool then follows sign(gamma) times the
+    # convolution): by window when the pool tiles the output (6x6, 6x6
+    # padded), by maxpool2d otherwise (7x7).
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((5, 1, size, size))
+    x[:2, :, :, :4] = -0.4                      # flat background
+    w, b = rng.standard_normal((3, 1, 3, 3)), rng.standard_normal(3)
+    gamma, beta = np.array([1.3, -0.7, 0.0]), rng.standard_normal(3)
+    y, conv_cache = K.conv2d_forward(x, w, b, 1, padding)
+    z, bn_cache = K.batchnorm_forward(y, gamma, beta, np.zeros(3), np.ones(3))
+    want, pool_cache = K.maxpool2d_forward(z, 2)
+    got, cache = F.conv_batchnorm_forward(
+        channels_last(x), w, b, gamma, beta, np.zeros(3), np.ones(3),
+        padding=padding, pool=2)
+    assert cache[-1][0] == ("blocks" if size != 9 else "maxpool")
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+    dout = rng.standard_normal(want.shape)
+    dz = K.maxpool2d_backward(dout, pool_cache)
+    dy, dgamma, dbeta = K.batchnorm_backward(dz, bn_cache)
+    _, dw, _ = K.conv2d_backward(dy, conv_cache)
+    got_dw, _, got_dgamma, got_dbeta = F.conv_batchnorm_backward(
+        channels_last(dout), cache)
+    for g, want_g in ((got_dw, dw), (got_dgamma, dgamma),
+                      (got_dbeta, dbeta)):
+        np.testing.assert_allclose(g, want_g, rtol=1e-9, atol=1e-9)
+
+
+def test_the_blocks_route_each_window_to_its_first_maximum():
+    # max_of_blocks on windows laid out by cell, with ties of 2, 3 and 4
+    # pixels: the mask routes the gradient exactly as the chapter's pool.
+    rng = np.random.default_rng(13)
+    x = rng.integers(0, 3, (4, 3, 6, 8)).astype(float)  # many ties
+    want_out, cache = K.maxpool2d_forward(x, 2)
+    dout = rng.standard_normal(want_out.shape)
+    want = K.maxpool2d_backward(dout, cache)
+    n, c = 4, 3
+    blocks = x.reshape(n, c, 3, 2, 4, 2).transpose(0, 3, 5, 2, 4, 1)
+    top, mask = F.max_of_blocks(blocks.reshape(n, 4, -1))
+    np.testing.assert_array_equal(
+        top.reshape(n, 3, 4, c).transpose(0, 3, 1, 2), want_out)
+    g = dout.transpose(0, 2, 3, 1).reshape(n, 1, -1)
+    got = (mask * g).reshape(n, 2, 2, 3, 4, c).transpose(0, 5, 3, 1, 4, 2)
+    np.testing.assert_array_equal(got.reshape(x.shape), want)
+
+
 def test_batchnorm_folded_at_the_chapters_size_in_float32():
     # 64 MNIST-sized images through a 5x5 filter bank, with inputs that are
     # not centred (as pixels are not): the statistics from the patch
@@ -209,6 +258,12 @@ def test_batchnorm_folded_at_the_chapters_size_in_float32():
     scale = np.abs(dw).max()
     np.testing.assert_allclose(got_dw, dw, rtol=1e-4, atol=1e-4 * scale)
     np.testing.assert_allclose(got_dgamma, dgamma, rtol=1e-4, atol=1e-3)
+    # and with the 2x2 pool, as fit runs chapter 4's CNN
+    pooled, _ = F.conv_batchnorm_forward(
+        x, w, b, gamma, beta, np.zeros(16, np.float32),
+        np.ones(16, np.float32), pool=2)
+    np.testing.assert_allclose(pooled, K.maxpool2d_forward(want, 2)[0],
+                               rtol=1e-4, atol=1e-4)
 
 
 def test_linear_matches_the_formula():

@@ -95,20 +95,28 @@ def test_a_bias_before_batchnorm_gets_no_gradient():
     assert np.abs(model[0].weight.grad).max() > 1e-3
 
 
-def test_a_first_convolution_and_its_batchnorm_run_as_one_while_training():
+@pytest.mark.parametrize("size", [8, 9])     # the pool tiles 6x6, not 7x7
+def test_a_first_convolution_its_batchnorm_and_pool_run_as_one_while_training(
+        size):
     # fit's set-up (no input gradient, training mode) folds the first
-    # BatchNorm into the convolution; the loss, every gradient and the
-    # running statistics are those of the two layers run apart.
+    # BatchNorm and the max pool into the convolution; the loss, every
+    # gradient and the running statistics are those of the layers run
+    # apart, with flat regions in the images (tied maxima) too.
+    x = x_of(6, 1, size, size)
+    x[:3, :, :4, :] = 0.5
+    y = np.array([0, 2, 1, 2, 0, 1])
+
     def run(model, fold):
         model.input_grad = not fold
         loss = CrossEntropyLoss()
-        value = loss(model.forward(x_of(6, 1, 8, 8)), np.array([0, 2, 1, 2, 0, 1]))
+        value = loss(model.forward(x), y)
         model.backward(loss.backward())
         return value, model.run_order()
     apart, folded = small_cnn(bias=True), small_cnn(bias=True)
     loss_apart, order_apart = run(apart, fold=False)
     loss_folded, order = run(folded, fold=True)
-    assert isinstance(order[0], L.ConvBatchNorm) and len(order) == 5
+    assert isinstance(order[0], L.ConvBatchNorm) and len(order) == 4
+    assert order[0].pool is folded[3]                  # the MaxPool2d
     assert not any(isinstance(layer, L.ConvBatchNorm)
                    for layer in order_apart)
     np.testing.assert_allclose(loss_folded, loss_apart, rtol=1e-12)
