@@ -506,12 +506,15 @@ def max_of_blocks(z):
     top = _max_of((z[:, i] for i in range(z.shape[1])),
                   np.empty((len(z), z.shape[2]), z.dtype))
     mask = np.empty(z.shape, bool)
-    seen = np.zeros(top.shape, bool)            # windows already routed
-    for i in range(z.shape[1]):
+    np.equal(z[:, 0], top, out=mask[:, 0])
+    seen = mask[:, 0].copy()                    # windows already routed
+    last = z.shape[1] - 1
+    for i in range(1, last + 1):
         hit = mask[:, i]
         np.equal(z[:, i], top, out=hit)
         np.greater(hit, seen, out=hit)          # a maximum, and the first
-        seen |= hit
+        if i < last:
+            seen |= hit
     return top, mask
 
 
