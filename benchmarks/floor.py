@@ -65,7 +65,9 @@ def products_of(model, x, y, loss_fn):
             work.append(lambda p=planes, w=w_mat: p[:-1].T @ w)    # P w
             work.append(lambda p=planes, d=d: p @ d)     # P1'y0, and P1'dz
             work.append(lambda p=planes, d=d: p @ d)
-            work.append(lambda p=planes, w=w1: p.T @ w)            # z
+            pooled = layer.cache[-1]
+            if pooled is None or pooled[0] != "blocks":   # z, whole
+                work.append(lambda p=planes, w=w1: p.T @ w)
         elif isinstance(layer, Conv2d):
             _, padded, cols, w, stride, _, _ = layer.cache
             f, c, k, _ = w.shape
