@@ -5,9 +5,11 @@ interleaved, ``--rounds`` rounds of ``--steps`` steps each:
 
 - nnlib's training step, as ``fit`` runs it;
 - the matrix products of that step alone: the same products, with the
-  same shapes and memory layouts, on arrays captured from a real step
-  (both convolutions' forward products and weight gradients, the second
-  convolution's input gradient, the linear layer's three products);
+  same shapes and memory layouts, on arrays captured from a real step as
+  ``fit`` runs it (the first convolution folded with its BatchNorm and
+  pool: P w, P1'y0 and P1'dz; the second convolution's forward product,
+  weight gradient and banded input gradient; the linear layer's three
+  products);
 - one copy of an array the size of the first convolution's output
   (64 x 16 x 24 x 24 values): the cost of one pass over the largest
   activation, which BatchNorm, ReLU and pooling each make several of;

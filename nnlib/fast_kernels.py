@@ -26,12 +26,14 @@ loop references. The strategies:
 - **Pooling in chunks** (``_pool_chunks``): max pooling, forward and
   backward, a few images at a time, so that its passes and temporaries
   stay in the core's cache.
-- **BatchNorm folded into the first convolution**
+- **BatchNorm and the pool folded into the first convolution**
   (``conv_batchnorm_forward``): BatchNorm's batch statistics of a
-  convolution's output, and its normalised output, computed by matrix
-  products with the patch matrix, so that the largest activation of the
-  network is written once and never read back by BatchNorm. For a
-  convolution that passes no gradient back (the first layer).
+  convolution's output computed by matrix products with the patch matrix;
+  the patches laid out by pooling window, so that the max pool compares
+  whole blocks (``max_of_blocks``) and only the maxima are normalised.
+  The largest activation of the network is written once and never
+  passed over by BatchNorm. For a convolution that passes no gradient
+  back (the first layer).
 - **Chunks in cache** (``_chunks``, ``_pool_chunks``, ``_row_slices``):
   the passes that follow one another over the same values (col2im's adds,
   pooling's comparisons, BatchNorm's centring and scaling) run a few
@@ -370,6 +372,9 @@ def conv_batchnorm_forward(x, w, b, gamma, beta, running_mean, running_var,
     (``max_of_blocks``). As z = a y0 + shift rises with y0 where a > 0 and
     falls where a < 0, the maxima of z are those of sign(a) y0, and only
     they are normalised: a quarter of the values, and no third product.
+    (The maxima are exact, as rounding never reverses an order; where it
+    makes two values of z equal that differ in y0, the gradient goes to
+    the larger, not the first: a difference of float32's last bit.)
     Otherwise z is computed whole, and the pool runs as
     ``maxpool2d_forward`` on it.
 
