@@ -197,18 +197,25 @@ def _chunks(n, image_bytes):
     return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
+def _padded_input(x, k, stride, padding):
+    """x (N, C, H, W) as its padded NHWC array, and the output's height and
+    width for a k x k kernel."""
+    out_h = conv_output_size(x.shape[2], k, stride, padding)
+    out_w = conv_output_size(x.shape[3], k, stride, padding)
+    xh = channels_last(x)
+    if padding:
+        p = padding
+        xh = np.pad(xh, ((0, 0), (p, p), (p, p), (0, 0)))
+    return xh, out_h, out_w
+
+
 def conv2d_forward(x, w, b, stride=1, padding=0):
     """``kernels.conv2d_forward``'s result, channels-last: im2col (by rows
     for 4 or more input channels, by planes for fewer), one matrix
     product, the bias added on widened rows."""
     n, c, h, wd = x.shape
     f, _, k, _ = w.shape
-    out_h = conv_output_size(h, k, stride, padding)
-    out_w = conv_output_size(wd, k, stride, padding)
-    xh = channels_last(x)
-    if padding:
-        p = padding
-        xh = np.pad(xh, ((0, 0), (p, p), (p, p), (0, 0)))
+    xh, out_h, out_w = _padded_input(x, k, stride, padding)
     w_mat = w.transpose(2, 3, 1, 0).reshape(k * k * c, f)
     if c >= 4:
         cols = np.empty((n * out_h * out_w, k * k * c), x.dtype)
@@ -383,12 +390,7 @@ def conv_batchnorm_forward(x, w, b, gamma, beta, running_mean, running_var,
     """
     n, c, h, wd = x.shape
     f, _, k, _ = w.shape
-    out_h = conv_output_size(h, k, stride, padding)
-    out_w = conv_output_size(wd, k, stride, padding)
-    xh = channels_last(x)
-    if padding:
-        p = padding
-        xh = np.pad(xh, ((0, 0), (p, p), (p, p), (0, 0)))
+    xh, out_h, out_w = _padded_input(x, k, stride, padding)
     by_window = pool is not None and stride == 1 \
         and out_h % pool == 0 and out_w % pool == 0
     kk = k * k * c
