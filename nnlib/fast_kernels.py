@@ -409,9 +409,7 @@ def conv_batchnorm_forward(x, w, b, gamma, beta, running_mean, running_var,
     var = np.maximum((w64 * py).sum(axis=0) / m - mean0 ** 2, 0)
     inv_std = 1 / np.sqrt(var + eps)
     a = gamma * inv_std
-    w1 = np.empty((kk + 1, f))
-    w1[:kk] = w64 * a
-    w1[kk] = beta - a * mean0
+    shift = beta - a * mean0
     mean = mean0 + (0 if b is None else b)
     update_running_stats(running_mean, running_var, mean.astype(x.dtype),
                          var.astype(x.dtype), m, momentum)
@@ -431,10 +429,13 @@ def conv_batchnorm_forward(x, w, b, gamma, beta, running_mean, running_var,
         top, mask = max_of_blocks(y0.reshape(n, pool * pool, -1))
         rows = top.reshape(-1, f)
         affine_per_channel(rows, np.abs(a).astype(x.dtype),
-                           (beta - a * mean0).astype(x.dtype), out=rows)
+                           shift.astype(x.dtype), out=rows)
         out = from_rows(rows, (n, f, out_h // pool, out_w // pool))
         pooled = ("blocks", mask)
     else:
+        w1 = np.empty((kk + 1, f))                     # [a w; shift]
+        w1[:kk] = w64 * a
+        w1[kk] = shift
         z = np.matmul(planes.T, w1.astype(x.dtype), out=y0)   # y0 is spent
         out = from_rows(z, (n, f, out_h, out_w))
         pooled = None
