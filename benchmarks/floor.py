@@ -1,27 +1,38 @@
-"""How much of nnlib's CNN step is arithmetic, and what would 0.7x PyTorch leave?
+"""How much of nnlib's step is matrix products, and what would a target leave?
 
-For the book's CNN (``models.seed_cnn``, Adam, batch 64), in one process,
-interleaved, ``--rounds`` rounds of ``--steps`` steps each:
+For the book's CNN (``models.seed_cnn``, Adam) or MLP (784-256-64-10, SGD),
+the twins of ``workloads.py``, in one process, interleaved, ``--rounds``
+rounds of ``--steps`` steps each at ``--batch`` (default 64):
 
 - nnlib's training step, as ``fit`` runs it;
 - the matrix products of that step alone: the same products, with the
   same shapes and memory layouts, on arrays captured from a real step as
-  ``fit`` runs it (the first convolution folded with its BatchNorm and
-  pool: P w, P1'y0 and P1'dz; the second convolution's forward product,
-  weight gradient and banded input gradient; the linear layer's three
-  products);
-- one copy of an array the size of the first convolution's output
-  (64 x 16 x 24 x 24 values): the cost of one pass over the largest
-  activation, which BatchNorm, ReLU and pooling each make several of;
+  ``fit`` runs it (for the CNN, the first convolution folded with its
+  BatchNorm and pool: P w, P1'y0 and P1'dz; the second convolution's
+  forward product, weight gradient and banded input gradient; the linear
+  layers' products);
+- one copy of the step's largest array (the CNN: its first convolution's
+  output, batch x 16 x 24 x 24 values; the MLP: its first weight matrix,
+  256 x 784): the cost of one pass over memory, which BatchNorm, ReLU,
+  pooling and the optimiser each make several of;
 - PyTorch's training step, if PyTorch is installed (``pip install -e
   .[bench]``).
 
 It prints the medians, the ratios to PyTorch's step, and the time that a
-step of 0.7x PyTorch's would leave for everything that is not a matrix
-product, also counted in passes over the largest activation. Run it with
-the threads pinned, as make does:
+step of ``--target`` times PyTorch's (default 0.7 for the CNN, 0.6 for the
+MLP) would leave for everything that is not a matrix product, also
+counted in passes.
+
+With ``--inference``, the same for predicting the 10,000 test images in
+batches of 256: ``nnlib.train.predict``, the matrix products of its
+compiled forward pass alone (run in predict's own threads, one BLAS
+thread each), and PyTorch's model in ``torch.inference_mode()``; the
+target is then images per second (default 1.5 for the CNN, 1.2 for the
+MLP), and the question is whether the products alone fit in the time it
+allows. Run it with the threads pinned, as make does:
 
     OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 .venv/bin/python benchmarks/floor.py
+    OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 .venv/bin/python benchmarks/floor.py --model mlp --inference
 """
 import argparse
 import os
@@ -29,12 +40,16 @@ import time
 
 import numpy as np
 
-from nnlib import data, losses, models, optim
+from nnlib import fast_kernels as fast, losses
 from nnlib.fast_kernels import band_weights, input_grad_strategy
+from nnlib.inference import compile_forward
 from nnlib.layers import Conv2d, ConvBatchNorm, Linear
+from nnlib.train import _in_threads, _blas_threads, predict
+import workloads as W
 
-BATCH = 64
-TARGET = 0.7
+TARGETS = {("cnn", False): 0.7, ("mlp", False): 0.6,     # x PyTorch's time
+           ("cnn", True): 1.5, ("mlp", True): 1.2}       # x its images/s
+INFER_BATCH = 256                                         # predict's default
 
 
 def nnlib_step(model, opt, loss_fn):
@@ -92,7 +107,8 @@ def products_of(model, x, y, loss_fn):
             d = rng.standard_normal((len(xin), len(w)), dtype=np.float32)
             work.append(lambda xin=xin, w=w: xin @ w.T)
             work.append(lambda xin=xin, d=d: d.T @ xin)
-            work.append(lambda d=d, w=w: d @ w)
+            if layer.input_grad:           # not the MLP's first layer
+                work.append(lambda d=d, w=w: d @ w)
     model.input_grad = input_grad
 
     def step(_x, _y):
@@ -101,25 +117,26 @@ def products_of(model, x, y, loss_fn):
     return step
 
 
-def one_pass():
-    a = np.ones((BATCH, 24, 24, 16), np.float32)
+def one_pass(model_name, batch):
+    """(label, a function copying the step's largest array once)."""
+    if model_name == "cnn":
+        shape, label = (batch, 24, 24, 16), f"{batch}x16x24x24"
+    else:
+        shape, label = (256, 784), "256x784 (the first weights)"
+    a = np.ones(shape, np.float32)
     b = np.empty_like(a)
-    return lambda _x, _y: np.copyto(b, a)
+    return label, lambda _x, _y: np.copyto(b, a)
 
 
-def torch_step():
+def torch_step(model_name, nn_model):
+    """PyTorch's training step for the twin of ``nn_model``, or None."""
     try:
         import torch
     except ImportError:
         return None
-    from torch import nn
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
-    model = nn.Sequential(
-        nn.Conv2d(1, 16, 5), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 5), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(512, 10))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = nn.CrossEntropyLoss()
+    model, opt = W.build_torch(model_name, nn_model)
+    loss_fn = torch.nn.CrossEntropyLoss()
 
     def step(x, y):
         opt.zero_grad(set_to_none=True)
@@ -128,56 +145,172 @@ def torch_step():
     return step
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--steps", type=int, default=60)
-    args = p.parse_args()
-    X_u8, y_all, _, _ = data.load_mnist(verbose=False)
-    n = args.steps * BATCH
-    X = data.normalize(X_u8[:n])
-    y = y_all[:n].astype(np.int64)
-    model = models.seed_cnn(rng=np.random.default_rng(0))
-    model.input_grad = False                      # as fit trains
-    loss_fn = losses.CrossEntropyLoss()
-    opt = optim.Adam(model.parameters(), lr=1e-3)
-    subjects = {"nnlib step": nnlib_step(model, opt, loss_fn),
-                "its matrix products": products_of(model, X[:BATCH],
-                                                   y[:BATCH], loss_fn),
-                "one pass over 64x16x24x24": one_pass()}
-    theirs = torch_step()
-    if theirs is not None:
-        subjects["PyTorch step"] = theirs
+def interleaved(subjects, rounds, calls):
+    """{name: [seconds per call, of each round]}: each subject called with
+    every argument tuple of ``calls`` (after one call to warm up), the
+    subjects in turn, the order reversed every other round."""
     times = {name: [] for name in subjects}
-    for r in range(args.rounds):
+    for r in range(rounds):
         names = list(subjects)
         if r % 2:
             names.reverse()
         for name in names:
             run = subjects[name]
-            run(X[:BATCH], y[:BATCH])                  # warm up
+            run(*calls[0])
             start = time.perf_counter()
-            for i in range(0, n, BATCH):
-                run(X[i:i + BATCH], y[i:i + BATCH])
-            times[name].append((time.perf_counter() - start) / args.steps)
-    ms = {name: 1e3 * float(np.median(t)) for name, t in times.items()}
-    print(f"batch {BATCH}, {args.rounds} rounds of {args.steps} steps, "
-          f"load average {os.getloadavg()[0]:.1f}; medians (min-max), ms\n")
-    print("| what | ms | / PyTorch step |\n|---|---|---|")
-    torch_ms = ms.get("PyTorch step")
+            for args in calls:
+                run(*args)
+            times[name].append((time.perf_counter() - start) / len(calls))
+    return times
+
+
+def table(times, reference, unit="ms", scale=1e3):
+    """Print medians (min-max) and their ratio to ``reference``'s median;
+    returns the medians."""
+    med = {name: scale * float(np.median(t)) for name, t in times.items()}
+    print(f"| what | {unit} | / {reference} |\n|---|---|---|")
     for name, t in times.items():
-        ratio = f"{ms[name] / torch_ms:.2f}" if torch_ms else "-"
-        print(f"| {name} | {ms[name]:.2f} ({1e3 * min(t):.2f}-"
-              f"{1e3 * max(t):.2f}) | {ratio} |")
-    if torch_ms:
-        left = TARGET * torch_ms - ms["its matrix products"]
-        spent = ms["nnlib step"] - ms["its matrix products"]
-        print(f"\nA step of {TARGET}x PyTorch's is {TARGET * torch_ms:.2f} ms; "
-              f"after the matrix products it leaves {left:.2f} ms for all "
-              f"the rest, {left / ms['one pass over 64x16x24x24']:.1f} passes "
-              f"over the largest activation. nnlib's step spends "
-              f"{spent:.2f} ms there now "
-              f"({spent / ms['one pass over 64x16x24x24']:.1f} passes).")
+        ratio = f"{med[name] / med[reference]:.2f}" \
+            if reference in med else "-"
+        print(f"| {name} | {med[name]:.2f} ({scale * min(t):.2f}-"
+              f"{scale * max(t):.2f}) | {ratio} |")
+    return med
+
+
+def training(args, Xtr, ytr):
+    bs, n = args.batch, args.steps * args.batch
+    X, y = W.inputs(args.model, Xtr[:n]), ytr[:n]
+    model, opt = W.build_nnlib(args.model)
+    model.input_grad = False                      # as fit trains
+    loss_fn = losses.CrossEntropyLoss()
+    pass_label, copy = one_pass(args.model, bs)
+    subjects = {f"nnlib {args.model.upper()} step":
+                nnlib_step(model, opt, loss_fn),
+                "its matrix products": products_of(model, X[:bs], y[:bs],
+                                                   loss_fn),
+                f"one pass over {pass_label}": copy}
+    theirs = torch_step(args.model, model)
+    if theirs is not None:
+        subjects["PyTorch step"] = theirs
+
+    calls = [(X[i:i + bs], y[i:i + bs]) for i in range(0, n, bs)]
+    print(f"training, batch {bs}, {args.rounds} rounds of {args.steps} "
+          f"steps, load average {os.getloadavg()[0]:.1f}; medians "
+          f"(min-max)\n")
+    ms = table(interleaved(subjects, args.rounds, calls), "PyTorch step")
+    if "PyTorch step" in ms:
+        torch_ms, one = ms["PyTorch step"], ms[f"one pass over {pass_label}"]
+        products = ms["its matrix products"]
+        left = args.target * torch_ms - products
+        spent = ms[f"nnlib {args.model.upper()} step"] - products
+        print(f"\nA step of {args.target}x PyTorch's is "
+              f"{args.target * torch_ms:.2f} ms; after the matrix products "
+              f"it leaves {left:.2f} ms for all the rest, {left / one:.1f} "
+              f"passes over the largest array. nnlib's step spends "
+              f"{spent:.2f} ms there now ({spent / one:.1f} passes).")
+
+
+def inference_products(model, X):
+    """A function of a batch running the matrix products of the compiled
+    forward pass on that batch's size, with operands captured from the
+    real pass: the im2col matrix times the weights for each convolution,
+    the input times the weights for each linear layer."""
+    model.eval()
+    weighted = [m for m in model.layers if isinstance(m, (Conv2d, Linear))]
+    by_size = {}
+    for size in {INFER_BATCH, len(X) % INFER_BATCH or INFER_BATCH}:
+        forward, inputs = compile_forward(model), []
+        for step in forward.steps:
+            if step.name in ("convolution", "linear"):
+                step.run = (lambda run: lambda x: (
+                    inputs.append(x.copy()), run(x))[1])(step.run)
+        forward(X[:size])
+        ops = []
+        for layer, x in zip(weighted, inputs):
+            w = layer.weight.data
+            if isinstance(layer, Conv2d):
+                _, cache = fast.conv2d_forward(x, w, None, layer.stride,
+                                               layer.padding)
+                ops.append((cache[2], w.transpose(2, 3, 1, 0).reshape(
+                    -1, layer.out_channels).copy()))
+            else:
+                ops.append((x, w.T))
+        by_size[size] = ops
+    model.train()
+    return lambda batch: [a @ b for a, b in by_size[len(batch)]]
+
+
+def inference(args, Xte):
+    X = W.inputs(args.model, Xte)
+    model, _ = W.build_nnlib(args.model)
+    products = inference_products(model, X)
+    batches = [X[i:i + INFER_BATCH] for i in range(0, len(X), INFER_BATCH)]
+    workers = _blas_threads()
+    subjects = {"nnlib predict": lambda: predict(model, X),
+                "its matrix products, in predict's threads":
+                lambda: _in_threads(products, batches, workers)}
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None:
+        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+        t_model, _ = W.build_torch(args.model, model)
+        t_model.eval()
+        tX = torch.from_numpy(X)
+
+        def theirs():
+            with torch.inference_mode():
+                for i in range(0, len(X), INFER_BATCH):
+                    t_model(tX[i:i + INFER_BATCH])
+        subjects["PyTorch"] = theirs
+
+    print(f"inference of the {len(X):,} test images, batches of "
+          f"{INFER_BATCH}, {args.rounds} rounds of {args.steps} passes, "
+          f"load average {os.getloadavg()[0]:.1f}; medians (min-max)\n")
+    ms = table(interleaved(subjects, args.rounds, [()] * args.steps),
+               "PyTorch")
+    if "PyTorch" in ms:
+        allowed = ms["PyTorch"] / args.target
+        products = ms["its matrix products, in predict's threads"]
+        print(f"\n{args.target}x PyTorch's images/s means {allowed:.2f} ms "
+              f"for the {len(X):,} images; the matrix products alone take "
+              f"{products:.2f} ms, leaving {allowed - products:.2f} ms for "
+              f"all the rest. nnlib spends "
+              f"{ms['nnlib predict'] - products:.2f} ms there now.")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", choices=["cnn", "mlp"], default="cnn")
+    p.add_argument("--batch", type=int, default=64,
+                   help="training batch size (default 64)")
+    p.add_argument("--inference", action="store_true",
+                   help="predicting the test images instead of training")
+    p.add_argument("--target", type=float, default=None,
+                   help="x PyTorch's step time (default 0.7 for the CNN, "
+                        "0.6 for the MLP), or with --inference x its "
+                        "images/s (default 1.5 and 1.2)")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--steps", type=int, default=None,
+                   help="steps per round (default 60), or passes over the "
+                        "test set with --inference (default 5)")
+    args = p.parse_args()
+    if args.target is None:
+        args.target = TARGETS[args.model, args.inference]
+    if args.steps is None:
+        args.steps = 5 if args.inference else 60
+    for name in ("batch", "rounds", "steps"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be at least 1")
+    if not args.target > 0:
+        p.error("--target must be above 0")
+    Xtr, ytr, Xte, _, label = W.load_data("mnist", np.random.default_rng(0))
+    print(f"data: {label}")
+    if args.inference:
+        inference(args, Xte)
+    else:
+        training(args, Xtr, ytr)
 
 
 if __name__ == "__main__":

@@ -132,10 +132,21 @@ def ratio(ours, theirs):
     return f"{summary(ours)[0] / summary(theirs)[0]:.2f}"
 
 
+def paired(ours, theirs):
+    """The ratio within each repeat, nnlib's run over the PyTorch run next
+    to it: 'median (min–max)'. The machine's speed drifts between repeats
+    and moves both runs of a pair alike, so these spread less than the
+    times, and their range shows how firm the ratio is."""
+    if not theirs or len(ours) != len(theirs) or len(ours) < 2 \
+            or not all(theirs):
+        return "–"
+    return cell([a / b for a, b in zip(ours, theirs)], ".2f")
+
+
 def row(label, ours, theirs, fmt):
     theirs_cell = cell(theirs, fmt) if theirs else "not run"
     return f"| {label} | {cell(ours, fmt)} | {theirs_cell} | " \
-           f"{ratio(ours, theirs)} |"
+           f"{ratio(ours, theirs)} | {paired(ours, theirs)} |"
 
 
 # ---------------------------------------------------------------------------
@@ -436,8 +447,9 @@ def report(args, W, torch, data, results, memory, peaks, naive, load):
             diff = W.max_logit_difference(name, nn_model, t_model, data[2])
             print(f"- same network check ({name.upper()}): largest |logit "
                   f"difference| nnlib vs PyTorch = {diff:.1e}")
-    print("\n| figure | nnlib | PyTorch | nnlib / PyTorch |")
-    print("|---|---|---|---|")
+    print("\n| figure | nnlib | PyTorch | nnlib / PyTorch | the same, "
+          "repeat by repeat |")
+    print("|---|---|---|---|---|")
     for name in args.models:
         for bs in args.batch_sizes:
             r = results[("train", name, bs)]
