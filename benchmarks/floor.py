@@ -117,24 +117,34 @@ def products_of(model, x, y, loss_fn):
     return step
 
 
-def one_pass(model_name, batch):
+def one_pass(model_name, model, batch):
     """(label, a function copying the step's largest array once)."""
     if model_name == "cnn":
         shape, label = (batch, 24, 24, 16), f"{batch}x16x24x24"
     else:
-        shape, label = (256, 784), "256x784 (the first weights)"
+        shape = model.layers[0].weight.data.shape
+        label = "x".join(map(str, shape)) + " (the first weights)"
     a = np.ones(shape, np.float32)
     b = np.empty_like(a)
     return label, lambda _x, _y: np.copyto(b, a)
 
 
-def torch_step(model_name, nn_model):
-    """PyTorch's training step for the twin of ``nn_model``, or None."""
+def torch_or_none():
+    """PyTorch on the threads OMP_NUM_THREADS names, or None if it is not
+    installed."""
     try:
         import torch
     except ImportError:
         return None
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    return torch
+
+
+def torch_step(model_name, nn_model):
+    """PyTorch's training step for the twin of ``nn_model``, or None."""
+    torch = torch_or_none()
+    if torch is None:
+        return None
     model, opt = W.build_torch(model_name, nn_model)
     loss_fn = torch.nn.CrossEntropyLoss()
 
@@ -183,7 +193,7 @@ def training(args, Xtr, ytr):
     model, opt = W.build_nnlib(args.model)
     model.input_grad = False                      # as fit trains
     loss_fn = losses.CrossEntropyLoss()
-    pass_label, copy = one_pass(args.model, bs)
+    pass_label, copy = one_pass(args.model, model, bs)
     subjects = {f"nnlib {args.model.upper()} step":
                 nnlib_step(model, opt, loss_fn),
                 "its matrix products": products_of(model, X[:bs], y[:bs],
@@ -249,12 +259,8 @@ def inference(args, Xte):
     subjects = {"nnlib predict": lambda: predict(model, X),
                 "its matrix products, in predict's threads":
                 lambda: _in_threads(products, batches, workers)}
-    try:
-        import torch
-    except ImportError:
-        torch = None
+    torch = torch_or_none()
     if torch is not None:
-        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
         t_model, _ = W.build_torch(args.model, model)
         t_model.eval()
         tX = torch.from_numpy(X)
